@@ -1,0 +1,108 @@
+// Netlink dump plumbing: a pure walker over received datagrams and a thin
+// RAII socket that sends one dump request and streams the replies.
+//
+// The walker (ProcessDatagram) is the whole protocol: it checks framing,
+// sequence and port id, stops at NLMSG_DONE (reporting an errno the kernel
+// carried in it), turns NLMSG_ERROR into a Status, notes NLM_F_DUMP_INTR and
+// hands each data message to a MessageSink. It does no I/O, so tests feed it
+// bytes built in memory. NetlinkSocket adds only send/recv around it.
+//
+// Thread-safety: a NetlinkSocket is used by one thread at a time.
+// Failure: any error leaves the socket unusable for the rest of that dump;
+// NetlinkSocket::Dump drains or the owner reopens (see Dump()).
+#pragma once
+
+#include <linux/netlink.h>
+
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <span>
+#include <string>
+#include <vector>
+
+#include "sockdiag/status.h"
+
+struct mnl_socket;
+
+namespace sockdiag {
+
+// Receives each data message of a dump, in kernel order. A non-OK return
+// aborts the dump: the walker stops delivering and returns that Status.
+class MessageSink {
+ public:
+  virtual ~MessageSink() = default;
+  // REQUIRES: nlh->nlmsg_len is within the datagram (checked by the walker).
+  virtual Status OnMessage(const struct nlmsghdr* nlh) = 0;
+};
+
+// Counters of one dump; accumulate across calls.
+struct DumpStats {
+  uint64_t datagrams = 0;
+  uint64_t messages = 0;  // Data messages handed to the sink.
+  uint64_t bytes = 0;
+  bool interrupted = false;  // Some message carried NLM_F_DUMP_INTR.
+};
+
+enum class DumpProgress { kMore, kDone };
+
+// Walks one datagram of a dump reply. seq/portid are checked only when
+// non-zero (as libmnl does), so in-memory test messages may use 0.
+// Returns kDone after NLMSG_DONE (or a non-multipart reply), kMore when the
+// dump continues in a later datagram, or the error: an NLMSG_ERROR or an
+// errno inside NLMSG_DONE (Status::FromErrno), a sink error, or Corruption
+// for bad framing or a foreign sequence number.
+Result<DumpProgress> ProcessDatagram(std::span<const uint8_t> datagram, uint32_t seq,
+                                     uint32_t portid, MessageSink& sink, DumpStats* stats);
+
+// Receive buffer size. The kernel sizes dump skbs from the reader's buffer
+// (up to 32 KiB and beyond); a smaller buffer truncates (MSG_TRUNC).
+inline constexpr size_t kNetlinkBufferSize = 64 * 1024;
+
+// The seam between collectors and the kernel: "send this dump request,
+// stream me the replies". Tests substitute canned byte streams.
+class NetlinkDumper {
+ public:
+  virtual ~NetlinkDumper() = default;
+  // `request` is one complete netlink message; its nlmsg_seq and nlmsg_pid
+  // are overwritten. On return the dump is finished (or failed).
+  virtual Status Dump(std::span<uint8_t> request, MessageSink& sink, DumpStats* stats) = 0;
+};
+
+// A NETLINK_SOCK_DIAG or NETLINK_NETFILTER socket (libmnl), opened with
+// SOCK_CLOEXEC, a 1 MiB receive buffer and a receive timeout bounding any dump.
+class NetlinkSocket final : public NetlinkDumper {
+ public:
+  // bus: NETLINK_SOCK_DIAG, NETLINK_NETFILTER, ...
+  static Result<std::unique_ptr<NetlinkSocket>> Open(int bus, int recv_timeout_ms = 10000);
+  ~NetlinkSocket() override;
+  NetlinkSocket(const NetlinkSocket&) = delete;
+  NetlinkSocket& operator=(const NetlinkSocket&) = delete;
+
+  // Sends the request and walks replies until done. EINTR on recv is retried.
+  // ENOBUFS, a timeout or a kernel error fail the dump; after a failure the
+  // socket is marked broken() and the owner should open a new one (the rest
+  // of the failed dump may still be queued on it).
+  Status Dump(std::span<uint8_t> request, MessageSink& sink, DumpStats* stats) override;
+
+  bool broken() const { return broken_; }
+
+  // When set, every received datagram is appended to this file as a 4-byte
+  // native-endian length followed by the bytes (for recording fixtures).
+  void set_record_path(std::string path) { record_path_ = std::move(path); }
+
+ private:
+  NetlinkSocket(struct mnl_socket* nl, uint32_t portid);
+
+  struct mnl_socket* const nl_;
+  const uint32_t portid_;
+  uint32_t seq_;
+  bool broken_ = false;
+  std::vector<uint8_t> buffer_;
+  std::string record_path_;
+};
+
+// Reads a recording written by set_record_path() into datagrams.
+Result<std::vector<std::vector<uint8_t>>> ReadRecording(const std::string& path);
+
+}  // namespace sockdiag

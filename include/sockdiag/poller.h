@@ -1,0 +1,117 @@
+// Poller: runs the enabled collectors every --poll.interval on its own
+// thread and publishes an immutable snapshot of their metrics.
+//
+// Scrapes never touch the kernel: they copy the latest snapshot, so a scrape
+// during a long dump answers at once with the previous poll's data (HELP
+// texts say "at the last poll"). Polls never overlap; when one runs past its
+// interval the missed ticks are counted in sockdiag_polls_skipped_total.
+//
+// Thread-safety: Snapshot(), ready() and Stop() may be called from any
+// thread. Start() once. PollOnce() only while the thread is not running.
+#pragma once
+
+#include <atomic>
+#include <chrono>
+#include <condition_variable>
+#include <cstdint>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "sockdiag/collector.h"
+#include "sockdiag/config.h"
+#include "sockdiag/metric_builder.h"
+#include "sockdiag/procfs.h"
+
+namespace sockdiag {
+
+// The collectors of one network namespace and the netlink socket they
+// share. Polls that namespace when asked; not thread-safe.
+class NamespacePoller {
+ public:
+  struct Result {
+    MetricFamilies families;
+    // Per collector: name, success, seconds.
+    struct CollectorOutcome {
+      std::string name;
+      bool success;
+      double seconds;
+    };
+    std::vector<CollectorOutcome> outcomes;
+    SocketStreamStats stream;
+    double stream_seconds = 0;
+  };
+
+  // `netlink` opens sockets in the namespace (borrowed, must outlive this).
+  NamespacePoller(const Config& config, const ProcFs& procfs, std::string net_dir,
+                  NetlinkFactory* netlink);
+  ~NamespacePoller();
+  NamespacePoller(const NamespacePoller&) = delete;
+  NamespacePoller& operator=(const NamespacePoller&) = delete;
+
+  Result Poll();
+
+ private:
+  struct Slot;
+  const Config& config_;
+  PollContext ctx_;
+  std::vector<std::unique_ptr<Slot>> slots_;
+  std::unique_ptr<NetlinkDumper> sockdiag_;
+};
+
+// Opens netlink sockets in the calling thread's network namespace.
+class LocalNetlinkFactory final : public NetlinkFactory {
+ public:
+  explicit LocalNetlinkFactory(std::string record_dir = "") : record_dir_(std::move(record_dir)) {}
+  sockdiag::Result<std::unique_ptr<NetlinkDumper>> Open(int bus) override;
+
+ private:
+  std::string record_dir_;
+  int opened_ = 0;
+};
+
+class Poller {
+ public:
+  explicit Poller(const Config& config);
+  ~Poller();
+  Poller(const Poller&) = delete;
+  Poller& operator=(const Poller&) = delete;
+
+  // Starts the polling thread; the first poll begins immediately.
+  void Start();
+  // Stops the thread, interrupting the wait between polls (not a running
+  // dump, which is bounded by the netlink receive timeout).
+  void Stop();
+
+  // Runs one poll on the calling thread and publishes it.
+  void PollOnce();
+
+  // The latest snapshot (never null; empty before the first poll).
+  std::shared_ptr<const MetricFamilies> Snapshot() const;
+  // True once a poll has completed.
+  bool ready() const { return ready_.load(); }
+
+ private:
+  void Run();
+
+  const Config& config_;
+  ProcFs procfs_;
+  LocalNetlinkFactory netlink_;
+  std::unique_ptr<NamespacePoller> self_;
+
+  mutable std::mutex mu_;
+  std::shared_ptr<const MetricFamilies> snapshot_;  // GUARDED_BY(mu_)
+  bool stop_ = false;                               // GUARDED_BY(mu_)
+  std::condition_variable cv_;
+  std::thread thread_;
+  std::atomic<bool> ready_{false};
+
+  // Only touched by the polling thread (or PollOnce's caller).
+  uint64_t polls_ = 0;
+  uint64_t polls_skipped_ = 0;
+  uint64_t dump_interrupted_ = 0;
+};
+
+}  // namespace sockdiag

@@ -1,0 +1,15 @@
+// Factories of the built-in collectors, one per file in src/collectors/.
+// Only registry.cc and tests should need this header.
+#pragma once
+
+#include <memory>
+
+#include "sockdiag/collector.h"
+
+namespace sockdiag {
+
+std::unique_ptr<Collector> NewSocketsCollector(const Config& config);
+std::unique_ptr<Collector> NewSysctlCollector(const Config& config);
+std::unique_ptr<Collector> NewNetstatCollector(const Config& config);
+
+}  // namespace sockdiag

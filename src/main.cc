@@ -1,0 +1,70 @@
+// sockdiag_exporter: flags -> Config -> Poller -> WebServer; nothing else.
+
+#include <signal.h>
+
+#include <cstdio>
+#include <string>
+#include <vector>
+
+#include "sockdiag/flags.h"
+#include "sockdiag/log.h"
+#include "sockdiag/poller.h"
+#include "sockdiag/version.h"
+#include "sockdiag/web.h"
+
+namespace {
+
+int Usage(const char* program, const sockdiag::Status& s) {
+  std::fprintf(stderr, "%s: error: %s, try --help\n", program, s.context().c_str());
+  return 2;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  using namespace sockdiag;
+  const char* program = "sockdiag_exporter";
+  std::vector<std::string> args(argv + 1, argv + argc);
+
+  Config config;
+  auto action = ParseFlags(args, &config);
+  if (!action.ok()) return Usage(program, action.status());
+  if (action.value() == FlagAction::kHelp) {
+    std::fputs(UsageText(program).c_str(), stdout);
+    return 0;
+  }
+  if (action.value() == FlagAction::kVersion) {
+    std::printf("sockdiag_exporter version %s (revision %s)\n", kVersion, kRevision);
+    return 0;
+  }
+  SetLogOptions(config.log_level, config.log_format);
+
+  // Block the stop signals in every thread; main waits for them below.
+  sigset_t stop_signals;
+  sigemptyset(&stop_signals);
+  sigaddset(&stop_signals, SIGINT);
+  sigaddset(&stop_signals, SIGTERM);
+  pthread_sigmask(SIG_BLOCK, &stop_signals, nullptr);
+  signal(SIGPIPE, SIG_IGN);
+
+  Poller poller(config);
+  auto web = WebServer::Start(config, &poller);
+  if (!web.ok()) return Usage(program, web.status());
+
+  std::string collectors;
+  for (const auto& c : config.collectors) collectors += (collectors.empty() ? "" : ",") + c;
+  Log(LogLevel::kInfo, "starting sockdiag_exporter",
+      {{"version", kVersion},
+       {"revision", kRevision},
+       {"address", config.listen_address},
+       {"port", std::to_string(web.value()->port())},
+       {"collectors", collectors}});
+  poller.Start();
+
+  int sig = 0;
+  sigwait(&stop_signals, &sig);
+  Log(LogLevel::kInfo, "shutting down", {{"signal", sig == SIGTERM ? "SIGTERM" : "SIGINT"}});
+  web.value().reset();
+  poller.Stop();
+  return 0;
+}
