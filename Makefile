@@ -1,0 +1,42 @@
+# The two commands of the README: `make run` and `make test`.
+# Both install missing Debian packages first (scripts/install-deps.sh).
+
+PRESET ?= dev
+BUILD_DIR := build/$(PRESET)
+ARGS ?=
+
+.PHONY: all deps build run test check asan release bench clean
+
+all: build
+
+deps:
+	@scripts/install-deps.sh
+
+build: deps
+	@cmake --preset $(PRESET) >/dev/null
+	@cmake --build --preset $(PRESET)
+
+# Starts the exporter in the foreground on :10061 (host network namespace).
+run: build
+	$(BUILD_DIR)/src/sockdiag_exporter $(ARGS)
+
+# The whole suite: unit, kernel, e2e, and everything else labelled.
+test: build
+	ctest --preset $(PRESET) -j2
+
+# The quick loop: unit + kernel tests only.
+check: build
+	ctest --preset check -j2
+
+asan:
+	@$(MAKE) --no-print-directory build PRESET=asan
+	ctest --preset asan -j2
+
+release:
+	@$(MAKE) --no-print-directory build PRESET=release
+
+bench: release
+	bench/run.sh build/release/src/sockdiag_exporter
+
+clean:
+	rm -rf build

@@ -1,0 +1,161 @@
+// Support for kernel integration tests: a private network namespace per
+// test, real TCP populations on loopback, the real exporter binary as a
+// child process, and an HTTP scrape parsed into samples.
+//
+// Everything is torn down with the test process: sockets close, the child
+// is killed, and the namespace disappears with its last user. Loops are
+// bounded by counts and deadlines.
+#pragma once
+
+#include <netinet/in.h>
+#include <sys/types.h>
+
+#include <chrono>
+#include <functional>
+#include <map>
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace sockdiag::testing {
+
+// Moves the calling thread into a fresh network namespace with "lo" up and
+// raises RLIMIT_NOFILE. Children and threads created afterwards inherit it.
+// Aborts the test (FAIL) when not root.
+void EnterFreshNetns();
+
+// Writes a sysctl in the current namespace ("net.ipv4.tcp_tw_reuse", "0").
+void WriteSysctl(const std::string& dotted, const std::string& value);
+
+// A file descriptor closed on destruction.
+class Fd {
+ public:
+  Fd() = default;
+  explicit Fd(int fd) : fd_(fd) {}
+  Fd(Fd&& o) noexcept : fd_(o.release()) {}
+  Fd& operator=(Fd&& o) noexcept;
+  ~Fd();
+  int get() const { return fd_; }
+  int release() {
+    int f = fd_;
+    fd_ = -1;
+    return f;
+  }
+  void reset();
+
+ private:
+  int fd_ = -1;
+};
+
+// "127.0.0.2" or "::1" plus a port, as a sockaddr.
+struct Endpoint {
+  std::string host;
+  uint16_t port = 0;
+};
+
+// A listening TCP socket. backlog as given to listen().
+Fd Listen(const Endpoint& at, int backlog = 4096);
+// Local port of a bound socket.
+uint16_t LocalPort(int fd);
+// connect() to `to`, optionally binding the source address first (port 0).
+Fd Connect(const Endpoint& to, const std::string& from_host = "");
+// accept() one connection (blocking, 5 s timeout via poll).
+Fd Accept(int listener);
+
+// Shapes of connections, made on loopback; each returns the fds it keeps.
+struct Pair {
+  Fd client;
+  Fd server;
+};
+// n ESTABLISHED pairs (both ends kept open).
+std::vector<Pair> MakeEstablished(int listener, const Endpoint& to, int n,
+                                  const std::string& from_host = "");
+// n connections where the client closed and the server never does: the
+// server end sits in CLOSE_WAIT (kept open), the client end in FIN_WAIT2.
+std::vector<Fd> MakeCloseWait(int listener, const Endpoint& to, int n,
+                              const std::string& from_host = "");
+// n connections closed by the client first, then the server: the client
+// end ends in TIME_WAIT for 60 s, nothing else remains.
+void MakeClientTimeWait(int listener, const Endpoint& to, int n,
+                        const std::string& from_host = "");
+// n connections closed by the server first: the server end (local port =
+// listener's) ends in TIME_WAIT.
+void MakeServerTimeWait(int listener, const Endpoint& to, int n,
+                        const std::string& from_host = "");
+
+// Counts sockets in the current namespace by running `ss -Htan state X`
+// (an independent reference for assertions).
+int SsCount(const std::string& state_filter, const std::string& extra = "");
+
+// One scrape, parsed. Keys are "name{l1="v1",l2="v2"}" with labels sorted.
+class Scrape {
+ public:
+  static Scrape Parse(const std::string& text);
+  // Value of the sample with exactly these labels, or nullopt.
+  std::optional<double> Get(const std::string& name,
+                            const std::map<std::string, std::string>& labels = {}) const;
+  // Value or NaN-safe default -1 for terse assertions.
+  double Value(const std::string& name, const std::map<std::string, std::string>& labels = {}) const;
+  // Every sample of a metric name, as (labels, value).
+  std::vector<std::pair<std::map<std::string, std::string>, double>> All(
+      const std::string& name) const;
+  // Sum of a metric over all its samples.
+  double Sum(const std::string& name) const;
+  const std::string& text() const { return text_; }
+
+ private:
+  std::string text_;
+  std::multimap<std::string, std::pair<std::map<std::string, std::string>, double>> samples_;
+};
+
+// HTTP GET on 127.0.0.1:port; returns status code and body. Status 0 when
+// the connection failed.
+struct HttpResponse {
+  int status = 0;
+  std::string body;
+};
+HttpResponse HttpGet(uint16_t port, const std::string& path, const std::string& method = "GET");
+
+// The real sockdiag_exporter, started in the current namespace on
+// 127.0.0.1:<port> with the given extra flags; killed on destruction.
+class ExporterProcess {
+ public:
+  explicit ExporterProcess(std::vector<std::string> flags, uint16_t port = 10061);
+  ~ExporterProcess();
+  ExporterProcess(const ExporterProcess&) = delete;
+  ExporterProcess& operator=(const ExporterProcess&) = delete;
+
+  uint16_t port() const { return port_; }
+  pid_t pid() const { return pid_; }
+  // Waits (up to 10 s) until /-/ready answers 200.
+  bool WaitReady();
+  Scrape ScrapeMetrics();
+  // Scrapes until `pred` holds or the deadline passes; returns the last scrape.
+  Scrape ScrapeUntil(const std::function<bool(const Scrape&)>& pred,
+                     std::chrono::milliseconds deadline = std::chrono::seconds(10));
+  // Sends SIGTERM and waits; returns the exit status (or -1 on timeout).
+  int Terminate(std::chrono::milliseconds deadline = std::chrono::seconds(5));
+  // What the process wrote to stderr so far.
+  std::string Stderr() const;
+
+ private:
+  pid_t pid_ = -1;
+  uint16_t port_;
+  std::string stderr_path_;
+};
+
+// Runs the exporter binary with args to completion; returns exit code and
+// stderr (for flag tests).
+struct RunResult {
+  int exit_code = -1;
+  std::string out;
+  std::string err;
+};
+RunResult RunExporter(const std::vector<std::string>& args,
+                      std::chrono::milliseconds deadline = std::chrono::seconds(10));
+
+// Polls `pred` every 20 ms until true or the deadline passes.
+bool WaitUntil(const std::function<bool()>& pred,
+               std::chrono::milliseconds deadline = std::chrono::seconds(10));
+
+}  // namespace sockdiag::testing
