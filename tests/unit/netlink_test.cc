@@ -1,0 +1,158 @@
+#include <catch2/catch.hpp>
+#include <cerrno>
+
+#include "sockdiag/inet_diag.h"
+#include "sockdiag/netlink.h"
+#include "unit/netlink_builders.h"
+
+using namespace sockdiag;
+using sockdiag::testing::DatagramBuilder;
+
+namespace {
+
+struct CountingSink : MessageSink {
+  int n = 0;
+  Status fail_with = Status::Ok();
+  Status OnMessage(const struct nlmsghdr*) override {
+    ++n;
+    return fail_with;
+  }
+};
+
+const uint8_t kLo4[4] = {127, 0, 0, 1};
+
+}  // namespace
+
+TEST_CASE("walker delivers data messages and stops at NLMSG_DONE", "[netlink]") {
+  DatagramBuilder b;
+  b.AddSocket(AF_INET, 1, 1000, 80, kLo4, kLo4);
+  b.AddSocket(AF_INET, 6, 1001, 80, kLo4, kLo4);
+  b.AddDone();
+  auto bytes = b.Bytes();
+  CountingSink sink;
+  DumpStats stats;
+  auto r = ProcessDatagram(bytes, 0, 0, sink, &stats);
+  REQUIRE(r.ok());
+  CHECK(r.value() == DumpProgress::kDone);
+  CHECK(sink.n == 2);
+  CHECK(stats.messages == 2);
+  CHECK(stats.bytes == bytes.size());
+  CHECK_FALSE(stats.interrupted);
+}
+
+TEST_CASE("walker asks for more when a multipart dump continues", "[netlink]") {
+  DatagramBuilder b;
+  b.AddSocket(AF_INET, 1, 1000, 80, kLo4, kLo4);
+  CountingSink sink;
+  DumpStats stats;
+  auto r = ProcessDatagram(b.Bytes(), 0, 0, sink, &stats);
+  REQUIRE(r.ok());
+  CHECK(r.value() == DumpProgress::kMore);
+}
+
+TEST_CASE("an errno carried in NLMSG_DONE fails the dump", "[netlink]") {
+  DatagramBuilder b;
+  b.AddSocket(AF_INET, 1, 1000, 80, kLo4, kLo4);
+  b.AddDone(-ENOBUFS);
+  CountingSink sink;
+  DumpStats stats;
+  auto r = ProcessDatagram(b.Bytes(), 0, 0, sink, &stats);
+  REQUIRE_FALSE(r.ok());
+  CHECK(r.status().err() == ENOBUFS);
+  CHECK(sink.n == 1);
+}
+
+TEST_CASE("NLMSG_ERROR maps to a Status; an ACK ends the reply", "[netlink]") {
+  CountingSink sink;
+  DumpStats stats;
+  {
+    DatagramBuilder b;
+    b.AddError(-EPERM);
+    auto r = ProcessDatagram(b.Bytes(), 0, 0, sink, &stats);
+    REQUIRE_FALSE(r.ok());
+    CHECK(r.status().IsPermission());
+  }
+  {
+    DatagramBuilder b;
+    b.AddError(-ENOENT);
+    auto r = ProcessDatagram(b.Bytes(), 0, 0, sink, &stats);
+    REQUIRE_FALSE(r.ok());
+    CHECK(r.status().IsNotFound());
+  }
+  {
+    DatagramBuilder b;
+    b.AddError(0);
+    auto r = ProcessDatagram(b.Bytes(), 0, 0, sink, &stats);
+    REQUIRE(r.ok());
+    CHECK(r.value() == DumpProgress::kDone);
+  }
+}
+
+TEST_CASE("NLM_F_DUMP_INTR is noted and the dump goes on", "[netlink]") {
+  DatagramBuilder b;
+  auto* nlh = b.AddSocket(AF_INET, 1, 1000, 80, kLo4, kLo4);
+  nlh->nlmsg_flags |= NLM_F_DUMP_INTR;
+  b.AddSocket(AF_INET, 1, 1001, 80, kLo4, kLo4);
+  b.AddDone();
+  CountingSink sink;
+  DumpStats stats;
+  auto r = ProcessDatagram(b.Bytes(), 0, 0, sink, &stats);
+  REQUIRE(r.ok());
+  CHECK(stats.interrupted);
+  CHECK(sink.n == 2);
+}
+
+TEST_CASE("truncated and oversized messages are corruption, never overreads", "[netlink]") {
+  DatagramBuilder b;
+  b.AddSocket(AF_INET, 1, 1000, 80, kLo4, kLo4);
+  b.AddDone();
+  auto bytes = b.Bytes();
+  CountingSink sink;
+  DumpStats stats;
+  SECTION("cut in the middle of the second message") {
+    bytes.resize(bytes.size() - 6);
+    auto r = ProcessDatagram(bytes, 0, 0, sink, &stats);
+    REQUIRE_FALSE(r.ok());
+    CHECK(r.status().code() == Status::Code::kCorruption);
+  }
+  SECTION("a length field larger than the datagram") {
+    auto* nlh = reinterpret_cast<struct nlmsghdr*>(bytes.data());
+    nlh->nlmsg_len = static_cast<uint32_t>(bytes.size() + 100);
+    auto r = ProcessDatagram(bytes, 0, 0, sink, &stats);
+    REQUIRE_FALSE(r.ok());
+    CHECK(sink.n == 0);
+  }
+  SECTION("a length field smaller than a header") {
+    auto* nlh = reinterpret_cast<struct nlmsghdr*>(bytes.data());
+    nlh->nlmsg_len = 4;
+    auto r = ProcessDatagram(bytes, 0, 0, sink, &stats);
+    REQUIRE_FALSE(r.ok());
+    CHECK(sink.n == 0);
+  }
+}
+
+TEST_CASE("a reply with a foreign sequence number is rejected", "[netlink]") {
+  DatagramBuilder b;
+  auto* nlh = b.AddSocket(AF_INET, 1, 1000, 80, kLo4, kLo4);
+  nlh->nlmsg_seq = 7;
+  CountingSink sink;
+  DumpStats stats;
+  auto r = ProcessDatagram(b.Bytes(), 8, 0, sink, &stats);
+  REQUIRE_FALSE(r.ok());
+  CHECK(sink.n == 0);
+  auto ok = ProcessDatagram(b.Bytes(), 7, 0, sink, &stats);
+  CHECK(ok.ok());
+}
+
+TEST_CASE("a sink error aborts the walk", "[netlink]") {
+  DatagramBuilder b;
+  b.AddSocket(AF_INET, 1, 1000, 80, kLo4, kLo4);
+  b.AddSocket(AF_INET, 1, 1001, 80, kLo4, kLo4);
+  b.AddDone();
+  CountingSink sink;
+  sink.fail_with = Status::Corruption("boom");
+  DumpStats stats;
+  auto r = ProcessDatagram(b.Bytes(), 0, 0, sink, &stats);
+  REQUIRE_FALSE(r.ok());
+  CHECK(sink.n == 1);
+}
