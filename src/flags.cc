@@ -162,6 +162,13 @@ const std::vector<FlagSpec>& Specs() {
        IntSetter("netns.max", &Config::netns_max, 1, 100000)},
       {"netns.include-host", nullptr, "Also poll the host namespace in pods mode.", "true",
        BoolSetter(&Config::netns_include_host)},
+      {"netns.run-dir", "DIR",
+       "Directory of named network namespaces, polled in pods mode when present.",
+       "/var/run/netns",
+       [](std::string_view v, Config* c) {
+         c->netns_run_dir = std::string(v);
+         return Status::Ok();
+       }},
       {"log.level", "LEVEL", "Only log messages with this severity or above: debug, info, warn, error.",
        "info",
        [](std::string_view v, Config* c) {

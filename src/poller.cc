@@ -1,12 +1,18 @@
 #include "sockdiag/poller.h"
 
+#include <fcntl.h>
+#include <sched.h>
 #include <sys/socket.h>
+#include <unistd.h>
+
+#include <cerrno>
 
 #include <algorithm>
 #include <chrono>
 
 #include "sockdiag/log.h"
 #include "sockdiag/netlink.h"
+#include "sockdiag/netns.h"
 #include "sockdiag/version.h"
 
 namespace sockdiag {
@@ -141,14 +147,75 @@ NamespacePoller::Result NamespacePoller::Poll() {
   return result;
 }
 
+// What one poll found across namespaces, before it becomes self metrics.
+struct Poller::PollTotals {
+  MetricFamilies families;
+  std::map<std::string, size_t> index;  // Family name -> position in families.
+  FamilyBuilder success = FamilyBuilder::Gauge(
+      "sockdiag_collector_success", "1 if the collector succeeded at the last poll, else 0.");
+  FamilyBuilder duration = FamilyBuilder::Gauge(
+      "sockdiag_collector_duration_seconds",
+      "Time the collector took at the last poll, including its share of the socket dump.");
+  uint64_t sockets = 0;
+  uint64_t interrupted = 0;
+  double stream_seconds = 0;
+  uint64_t netns_polled = 0;
+  double netns_seconds = 0;
+
+  // Moves `from` in, adding `extra` labels to every sample and merging
+  // families of the same name (one per namespace) into one.
+  void Add(MetricFamilies&& from, const Labels& extra) {
+    for (auto& f : from) {
+      if (!extra.empty()) {
+        for (auto& m : f.metric) m.label.insert(m.label.end(), extra.begin(), extra.end());
+      }
+      auto it = index.find(f.name);
+      if (it == index.end()) {
+        index.emplace(f.name, families.size());
+        families.push_back(std::move(f));
+      } else {
+        auto& into = families[it->second].metric;
+        std::move(f.metric.begin(), f.metric.end(), std::back_inserter(into));
+      }
+    }
+  }
+
+  void AddResult(NamespacePoller::Result&& r, const Labels& extra) {
+    Add(std::move(r.families), extra);
+    for (const auto& o : r.outcomes) {
+      Labels l = {{"collector", o.name}};
+      l.insert(l.end(), extra.begin(), extra.end());
+      success.Add(l, o.success ? 1 : 0);
+      duration.Add(l, o.seconds);
+    }
+    sockets += r.stream.sockets;
+    interrupted += r.stream.interrupted_retries;
+    stream_seconds += r.stream_seconds;
+  }
+};
+
 Poller::Poller(const Config& config)
     : config_(config),
       procfs_(config.procfs),
       netlink_(config.dump_netlink_dir),
-      self_(std::make_unique<NamespacePoller>(config, procfs_, "net", &netlink_)),
-      snapshot_(std::make_shared<const MetricFamilies>()) {}
+      snapshot_(std::make_shared<const MetricFamilies>()) {
+  if (config.netns_mode == NetnsMode::kSelf) {
+    self_ = std::make_unique<NamespacePoller>(config, procfs_, "net", &netlink_);
+  } else {
+    // The way back after visiting other namespaces. /proc itself, not
+    // --path.procfs: this is the exporter's own thread.
+    own_netns_fd_ = open("/proc/thread-self/ns/net", O_RDONLY | O_CLOEXEC);
+    if (own_netns_fd_ < 0) {
+      Log(LogLevel::kError, "cannot open own network namespace; pods mode polls nothing",
+          {{"err", Status::FromErrno(errno, "open /proc/thread-self/ns/net").ToString()}});
+    }
+  }
+}
 
-Poller::~Poller() { Stop(); }
+Poller::~Poller() {
+  Stop();
+  if (own_netns_fd_ >= 0) close(own_netns_fd_);
+}
 
 void Poller::Start() { thread_ = std::thread([this] { Run(); }); }
 
@@ -166,26 +233,77 @@ std::shared_ptr<const MetricFamilies> Poller::Snapshot() const {
   return snapshot_;
 }
 
+void Poller::PollSelf(PollTotals* totals) { totals->AddResult(self_->Poll(), {}); }
+
+void Poller::PollNamespaces(PollTotals* totals) {
+  if (own_netns_fd_ < 0) return;
+  NetnsDiscovery found =
+      DiscoverNetns(procfs_, config_.netns_run_dir, config_.netns_include_host,
+                    static_cast<size_t>(config_.netns_max));
+  netns_skipped_ += found.skipped;
+  std::map<uint64_t, std::unique_ptr<NamespacePoller>> kept;
+  for (const NetnsTarget& t : found.targets) {
+    auto t0 = Clock::now();
+    const int fd = open(t.ns_path.c_str(), O_RDONLY | O_CLOEXEC);
+    if (fd < 0) {
+      netns_vanished_++;  // The process or mount went away since discovery.
+      continue;
+    }
+    if (setns(fd, CLONE_NEWNET) != 0) {
+      const Status s = Status::FromErrno(errno, "setns " + t.ns_path);
+      close(fd);
+      if (s.IsPermission()) {
+        netns_errors_++;
+        LogOnce(LogLevel::kWarn, "setns-eperm",
+                "cannot enter network namespaces: pods mode needs CAP_SYS_ADMIN (and "
+                "CAP_SYS_PTRACE to open other processes' namespaces)",
+                {{"err", s.ToString()}});
+      } else {
+        netns_vanished_++;
+      }
+      continue;
+    }
+    close(fd);
+    auto& poller = kept[t.inode];
+    if (auto it = netns_pollers_.find(t.inode); it != netns_pollers_.end()) {
+      poller = std::move(it->second);
+    } else {
+      poller = std::make_unique<NamespacePoller>(config_, procfs_, "", &netlink_);
+    }
+    poller->set_net_dir(t.net_dir.empty() ? "thread-self/net" : t.net_dir);
+    NamespacePoller::Result r = poller->Poll();
+    if (setns(own_netns_fd_, CLONE_NEWNET) != 0) {
+      // Should be impossible: we came from there. Stop polling others.
+      Log(LogLevel::kError, "cannot return to own network namespace",
+          {{"err", Status::FromErrno(errno, "setns").ToString()}});
+      break;
+    }
+    Labels extra = {{"netns", t.label}};
+    if (!t.pod_uid.empty()) extra.push_back({"pod_uid", t.pod_uid});
+    totals->AddResult(std::move(r), extra);
+    totals->netns_polled++;
+    totals->netns_seconds += SecondsSince(t0);
+  }
+  // Pollers of namespaces not found any more close their sockets here,
+  // releasing those namespaces.
+  netns_pollers_ = std::move(kept);
+}
+
 void Poller::PollOnce() {
   auto t0 = Clock::now();
-  NamespacePoller::Result r = self_->Poll();
+  PollTotals totals;
+  if (self_) {
+    PollSelf(&totals);
+  } else {
+    PollNamespaces(&totals);
+  }
   const double poll_seconds = SecondsSince(t0);
   polls_++;
-  dump_interrupted_ += r.stream.interrupted_retries;
+  dump_interrupted_ += totals.interrupted;
 
-  auto families = std::make_shared<MetricFamilies>(std::move(r.families));
-  auto success = FamilyBuilder::Gauge(
-      "sockdiag_collector_success", "1 if the collector succeeded at the last poll, else 0.");
-  auto duration = FamilyBuilder::Gauge("sockdiag_collector_duration_seconds",
-                                       "Time the collector took at the last poll, including its "
-                                       "share of the socket dump.");
-  for (const auto& o : r.outcomes) {
-    success.Add({{"collector", o.name}}, o.success ? 1 : 0);
-    duration.Add({{"collector", o.name}}, o.seconds);
-  }
-  std::move(success).AppendTo(families.get());
-  std::move(duration).AppendTo(families.get());
-
+  auto families = std::make_shared<MetricFamilies>(std::move(totals.families));
+  totals.success.AppendTo(families.get());
+  totals.duration.AppendTo(families.get());
   FamilyBuilder::Gauge("sockdiag_build_info",
                        "Version and revision the exporter was built from; value is 1.")
       .Add({{"version", kVersion}, {"revision", kRevision}}, 1)
@@ -212,13 +330,37 @@ void Poller::PollOnce() {
                          "interrupted (NLM_F_DUMP_INTR).")
       .Add(static_cast<double>(dump_interrupted_))
       .AppendTo(families.get());
-  FamilyBuilder::Gauge("sockdiag_sock_diag_sockets", "Sockets streamed at the last poll.")
-      .Add(static_cast<double>(r.stream.sockets))
+  FamilyBuilder::Gauge("sockdiag_sock_diag_sockets",
+                       "Sockets streamed at the last poll (all polled namespaces).")
+      .Add(static_cast<double>(totals.sockets))
       .AppendTo(families.get());
   FamilyBuilder::Gauge("sockdiag_sock_diag_duration_seconds",
-                       "Time the sock_diag pass (all dumps) took at the last poll.")
-      .Add(r.stream_seconds)
+                       "Time the sock_diag passes (all dumps, all namespaces) took at the last "
+                       "poll.")
+      .Add(totals.stream_seconds)
       .AppendTo(families.get());
+  if (!self_) {
+    FamilyBuilder::Gauge("sockdiag_netns_polled", "Network namespaces polled at the last poll.")
+        .Add(static_cast<double>(totals.netns_polled))
+        .AppendTo(families.get());
+    FamilyBuilder::Gauge("sockdiag_netns_poll_duration_seconds",
+                         "Time spent polling network namespaces at the last poll.")
+        .Add(totals.netns_seconds)
+        .AppendTo(families.get());
+    FamilyBuilder::Counter("sockdiag_netns_skipped_total",
+                           "Network namespaces left out because of --netns.max, summed over "
+                           "polls.")
+        .Add(static_cast<double>(netns_skipped_))
+        .AppendTo(families.get());
+    FamilyBuilder::Counter("sockdiag_netns_vanished_total",
+                           "Network namespaces that disappeared between discovery and polling.")
+        .Add(static_cast<double>(netns_vanished_))
+        .AppendTo(families.get());
+    FamilyBuilder::Counter("sockdiag_netns_errors_total",
+                           "Network namespaces that could not be entered (missing capability).")
+        .Add(static_cast<double>(netns_errors_))
+        .AppendTo(families.get());
+  }
 
   {
     std::lock_guard<std::mutex> lock(mu_);
@@ -226,7 +368,7 @@ void Poller::PollOnce() {
   }
   ready_ = true;
   Log(LogLevel::kDebug, "poll done",
-      {{"seconds", std::to_string(poll_seconds)}, {"sockets", std::to_string(r.stream.sockets)}});
+      {{"seconds", std::to_string(poll_seconds)}, {"sockets", std::to_string(totals.sockets)}});
 }
 
 void Poller::Run() {

@@ -61,6 +61,8 @@ struct Config {
   NetnsMode netns_mode = NetnsMode::kSelf;
   int netns_max = 256;
   bool netns_include_host = true;
+  // Directory of named namespaces (ip netns, CNI); read when present.
+  std::string netns_run_dir = "/var/run/netns";
 
   // --- logging ---
   LogLevel log_level = LogLevel::kInfo;

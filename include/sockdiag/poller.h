@@ -14,6 +14,7 @@
 #include <chrono>
 #include <condition_variable>
 #include <cstdint>
+#include <map>
 #include <memory>
 #include <mutex>
 #include <string>
@@ -53,6 +54,9 @@ class NamespacePoller {
 
   Result Poll();
 
+  // Where this namespace's net files are, relative to procfs.
+  void set_net_dir(std::string net_dir) { ctx_.net_dir = std::move(net_dir); }
+
  private:
   struct Slot;
   const Config& config_;
@@ -85,7 +89,9 @@ class Poller {
   // dump, which is bounded by the netlink receive timeout).
   void Stop();
 
-  // Runs one poll on the calling thread and publishes it.
+  // Runs one poll on the calling thread and publishes it. In pods mode the
+  // calling thread enters each namespace in turn (setns) and returns to its
+  // own before this returns.
   void PollOnce();
 
   // The latest snapshot (never null; empty before the first poll).
@@ -93,13 +99,23 @@ class Poller {
   // True once a poll has completed.
   bool ready() const { return ready_.load(); }
 
+  // Per-namespace outcome of one poll, for the self metrics.
+  struct PollTotals;
+
  private:
   void Run();
+  void PollSelf(PollTotals* totals);
+  void PollNamespaces(PollTotals* totals);
 
   const Config& config_;
   ProcFs procfs_;
   LocalNetlinkFactory netlink_;
-  std::unique_ptr<NamespacePoller> self_;
+  std::unique_ptr<NamespacePoller> self_;  // --netns.mode=self
+  // --netns.mode=pods: one poller per namespace inode, kept across polls
+  // (its netlink sockets stay bound to that namespace) and dropped when the
+  // namespace is no longer found, which releases it.
+  std::map<uint64_t, std::unique_ptr<NamespacePoller>> netns_pollers_;
+  int own_netns_fd_ = -1;
 
   mutable std::mutex mu_;
   std::shared_ptr<const MetricFamilies> snapshot_;  // GUARDED_BY(mu_)
@@ -112,6 +128,9 @@ class Poller {
   uint64_t polls_ = 0;
   uint64_t polls_skipped_ = 0;
   uint64_t dump_interrupted_ = 0;
+  uint64_t netns_skipped_ = 0;
+  uint64_t netns_vanished_ = 0;
+  uint64_t netns_errors_ = 0;
 };
 
 }  // namespace sockdiag

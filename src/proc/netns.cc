@@ -1,0 +1,136 @@
+#include "sockdiag/netns.h"
+
+#include <dirent.h>
+#include <sys/stat.h>
+
+#include <algorithm>
+#include <cctype>
+#include <map>
+
+namespace sockdiag {
+namespace {
+
+bool IsHex(char c) { return std::isxdigit(static_cast<unsigned char>(c)) != 0; }
+
+// Matches 8-4-4-4-12 hex digits with '-' or '_' separators at s[i].
+bool MatchUid(std::string_view s, size_t i, std::string* out) {
+  static constexpr size_t kGroups[] = {8, 4, 4, 4, 12};
+  std::string uid;
+  size_t p = i;
+  for (size_t g = 0; g < 5; ++g) {
+    for (size_t k = 0; k < kGroups[g]; ++k, ++p) {
+      if (p >= s.size() || !IsHex(s[p])) return false;
+      uid += static_cast<char>(std::tolower(static_cast<unsigned char>(s[p])));
+    }
+    if (g < 4) {
+      if (p >= s.size() || (s[p] != '-' && s[p] != '_')) return false;
+      uid += '-';
+      ++p;
+    }
+  }
+  // Must end the path component (or the ".slice" suffix follows).
+  if (p < s.size() && s[p] != '/' && s[p] != '.' && s[p] != '\n') return false;
+  *out = uid;
+  return true;
+}
+
+bool StatInode(const std::string& path, uint64_t* inode) {
+  struct stat st;
+  if (stat(path.c_str(), &st) != 0) return false;
+  *inode = st.st_ino;
+  return true;
+}
+
+}  // namespace
+
+std::optional<std::string> ParsePodUid(std::string_view text) {
+  // Only paths under a kubepods hierarchy name pods.
+  size_t from = 0;
+  while ((from = text.find("kubepods", from)) != std::string_view::npos) {
+    size_t line_end = text.find('\n', from);
+    std::string_view line = text.substr(from, line_end == std::string_view::npos
+                                                  ? std::string_view::npos
+                                                  : line_end - from);
+    for (size_t i = line.find("pod"); i != std::string_view::npos; i = line.find("pod", i + 1)) {
+      std::string uid;
+      if (MatchUid(line, i + 3, &uid)) return uid;
+    }
+    from += 8;
+  }
+  return std::nullopt;
+}
+
+NetnsDiscovery DiscoverNetns(const ProcFs& procfs, const std::string& run_dir, bool include_host,
+                             size_t max) {
+  struct Found {
+    NetnsTarget target;
+    bool has_pid = false;
+  };
+  std::map<uint64_t, Found> found;
+  // The host's namespace is pid 1's. Where pid 1 is not inspectable
+  // (ptrace restrictions), fall back to our own, which under hostNetwork is
+  // the host's.
+  uint64_t host_inode = 0;
+  const bool have_host = StatInode(procfs.Path("1/ns/net"), &host_inode) ||
+                         StatInode(procfs.Path("self/ns/net"), &host_inode);
+
+  if (DIR* d = opendir(procfs.root().c_str())) {
+    while (struct dirent* e = readdir(d)) {
+      const std::string name = e->d_name;
+      if (name.empty() || !std::all_of(name.begin(), name.end(), ::isdigit)) continue;
+      uint64_t inode = 0;
+      const std::string ns_path = procfs.Path(name + "/ns/net");
+      if (!StatInode(ns_path, &inode)) continue;  // Gone, or no permission.
+      auto& f = found[inode];
+      // Keep the lowest pid: usually the pod's sandbox (pause) process.
+      if (f.has_pid && std::stoull(f.target.net_dir) <= std::stoull(name)) continue;
+      f.has_pid = true;
+      f.target.inode = inode;
+      f.target.ns_path = ns_path;
+      f.target.net_dir = name + "/net";
+    }
+    closedir(d);
+  }
+  if (!run_dir.empty()) {
+    if (DIR* d = opendir(run_dir.c_str())) {
+      while (struct dirent* e = readdir(d)) {
+        const std::string name = e->d_name;
+        if (name == "." || name == "..") continue;
+        uint64_t inode = 0;
+        const std::string path = run_dir + "/" + name;
+        if (!StatInode(path, &inode)) continue;
+        auto& f = found[inode];
+        if (f.target.inode != 0) continue;
+        f.target.inode = inode;
+        f.target.ns_path = path;
+      }
+      closedir(d);
+    }
+  }
+
+  NetnsDiscovery out;
+  for (auto& [inode, f] : found) {
+    NetnsTarget t = std::move(f.target);
+    const bool is_host = have_host && inode == host_inode;
+    if (is_host && !include_host) continue;
+    t.label = is_host ? "host" : std::to_string(inode);
+    if (!is_host && !t.net_dir.empty()) {
+      const std::string pid = t.net_dir.substr(0, t.net_dir.find('/'));
+      auto cgroup = procfs.ReadFile(pid + "/cgroup");
+      if (cgroup.ok()) {
+        if (auto uid = ParsePodUid(cgroup.value())) t.pod_uid = *uid;
+      }
+    }
+    out.targets.push_back(std::move(t));
+  }
+  // Host first, then by inode (std::map order).
+  std::stable_partition(out.targets.begin(), out.targets.end(),
+                        [](const NetnsTarget& t) { return t.label == "host"; });
+  if (out.targets.size() > max) {
+    out.skipped = out.targets.size() - max;
+    out.targets.resize(max);
+  }
+  return out;
+}
+
+}  // namespace sockdiag
