@@ -1,0 +1,354 @@
+// sockdiag_bench: cost of one poll against the kernel's own floor.
+//
+// Run inside a private network namespace (bench/run.sh does). For each
+// population size it builds sockets on loopback (ESTABLISHED pairs plus
+// client TIME_WAIT, which holds no fd), then measures, each as the median
+// of --repeat runs of thread/child CPU time:
+//   floor     a minimal sock_diag dump: request every state of both
+//             families, recv into a 64 KiB buffer, walk the headers;
+//   exporter  one NamespacePoller::Poll() with the default collectors;
+//   ss        `ss -tan` (fork/exec, output to /dev/null; child CPU);
+//   node_exporter  CPU of prometheus-node-exporter per scrape with only its
+//             tcpstat collector (utime+stime delta over --repeat scrapes);
+//   RSS       VmRSS of the real sockdiag_exporter binary after a few polls;
+// and prints one markdown row per size.
+
+#include <arpa/inet.h>
+#include <fcntl.h>
+#include <libmnl/libmnl.h>
+#include <linux/inet_diag.h>
+#include <linux/sock_diag.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <signal.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <fstream>
+#include <string>
+#include <vector>
+
+#include "sockdiag/collector.h"
+#include "sockdiag/flags.h"
+#include "sockdiag/inet_diag.h"
+#include "sockdiag/poller.h"
+
+namespace {
+
+using namespace sockdiag;
+
+double ThreadCpu() {
+  timespec ts;
+  clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+  return static_cast<double>(ts.tv_sec) + static_cast<double>(ts.tv_nsec) * 1e-9;
+}
+
+double Median(std::vector<double> v) {
+  std::sort(v.begin(), v.end());
+  return v[v.size() / 2];
+}
+
+void Die(const char* what) {
+  std::perror(what);
+  std::exit(1);
+}
+
+void WriteSysctl(const char* path, const char* value) {
+  std::ofstream out(path);
+  out << value << "\n";
+  if (!out) Die(path);
+}
+
+sockaddr_in Addr(uint32_t host, uint16_t port) {
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_addr.s_addr = htonl(host);
+  a.sin_port = htons(port);
+  return a;
+}
+
+int ListenOn(uint32_t host, uint16_t port) {
+  int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  int one = 1;
+  setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+  sockaddr_in a = Addr(host, port);
+  if (bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof(a)) != 0) Die("bind");
+  if (listen(fd, 65535) != 0) Die("listen");
+  return fd;
+}
+
+// Grows the population to `total` sockets, mostly client TIME_WAIT spread over
+// destinations 127.0.0.2, .3, ... with
+// 20k per destination so connect() never searches a crowded range; one
+// connection in ten stays open as an ESTABLISHED pair (2 sockets, 2 fds).
+class Population {
+ public:
+  void Grow(size_t total) {
+    while (count_ < total) {
+      if (count_ % 20000 == 0) {
+        uint32_t host = 0x7f000002u + static_cast<uint32_t>(listeners_.size());  // 127.0.0.2+
+        listeners_.push_back({ListenOn(host, 9000), host});
+      }
+      const auto& [lfd, host] = listeners_.back();
+      int c = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+      sockaddr_in a = Addr(host, 9000);
+      if (connect(c, reinterpret_cast<sockaddr*>(&a), sizeof(a)) != 0) Die("connect");
+      int s = accept4(lfd, nullptr, nullptr, SOCK_CLOEXEC);
+      if (s < 0) Die("accept");
+      if (count_ % 10 == 0 && established_.size() < max_fds_) {
+        established_.push_back(c);  // Keep 1 in 10 as an ESTABLISHED pair.
+        established_.push_back(s);
+        count_ += 2;
+        continue;
+      }
+      close(c);  // Client closes first: TIME_WAIT on the client side.
+      pollfd p{s, POLLIN, 0};
+      poll(&p, 1, 1000);
+      close(s);
+      count_ += 1;
+    }
+  }
+
+ public:
+  explicit Population(size_t max_fds) : max_fds_(max_fds) {}
+
+ private:
+  size_t max_fds_;
+  size_t count_ = 0;
+  std::vector<std::pair<int, uint32_t>> listeners_;
+  std::vector<int> established_;
+};
+
+// The floor: the cheapest complete dump of the same sockets.
+double FloorDump(size_t* messages) {
+  mnl_socket* nl = mnl_socket_open2(NETLINK_SOCK_DIAG, SOCK_CLOEXEC);
+  if (nl == nullptr || mnl_socket_bind(nl, 0, MNL_SOCKET_AUTOPID) < 0) Die("netlink");
+  std::vector<char> buf(64 * 1024);
+  const double t0 = ThreadCpu();
+  *messages = 0;
+  for (int family : {AF_INET, AF_INET6}) {
+    char req[128] = {};
+    nlmsghdr* nlh = mnl_nlmsg_put_header(req);
+    nlh->nlmsg_type = SOCK_DIAG_BY_FAMILY;
+    nlh->nlmsg_flags = NLM_F_REQUEST | NLM_F_DUMP;
+    auto* r = static_cast<inet_diag_req_v2*>(mnl_nlmsg_put_extra_header(nlh, sizeof(inet_diag_req_v2)));
+    r->sdiag_family = static_cast<uint8_t>(family);
+    r->sdiag_protocol = IPPROTO_TCP;
+    r->idiag_states = 0x1fff;
+    if (mnl_socket_sendto(nl, nlh, nlh->nlmsg_len) < 0) Die("sendto");
+    bool done = false;
+    while (!done) {
+      ssize_t n = recv(mnl_socket_get_fd(nl), buf.data(), buf.size(), 0);
+      if (n <= 0) Die("recv");
+      int len = static_cast<int>(n);
+      for (auto* m = reinterpret_cast<nlmsghdr*>(buf.data()); mnl_nlmsg_ok(m, len);
+           m = mnl_nlmsg_next(m, &len)) {
+        if (m->nlmsg_type == NLMSG_DONE || m->nlmsg_type == NLMSG_ERROR) {
+          done = true;
+          break;
+        }
+        ++*messages;
+      }
+    }
+  }
+  const double cpu = ThreadCpu() - t0;
+  mnl_socket_close(nl);
+  return cpu;
+}
+
+double SsCpu() {
+  pid_t pid = fork();
+  if (pid == 0) {
+    int devnull = open("/dev/null", O_WRONLY);
+    dup2(devnull, 1);
+    execlp("ss", "ss", "-tan", static_cast<char*>(nullptr));
+    _exit(127);
+  }
+  int status;
+  rusage ru{};
+  wait4(pid, &status, 0, &ru);
+  return static_cast<double>(ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) +
+         static_cast<double>(ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) * 1e-6;
+}
+
+struct Child {
+  pid_t pid = -1;
+  ~Child() {
+    if (pid > 0) {
+      kill(pid, SIGKILL);
+      waitpid(pid, nullptr, 0);
+    }
+  }
+};
+
+pid_t Spawn(const std::vector<std::string>& args) {
+  pid_t pid = fork();
+  if (pid == 0) {
+    int devnull = open("/dev/null", O_RDWR);
+    dup2(devnull, 0);
+    dup2(devnull, 1);
+    dup2(devnull, 2);
+    std::vector<char*> argv;
+    for (const auto& a : args) argv.push_back(const_cast<char*>(a.c_str()));
+    argv.push_back(nullptr);
+    execvp(argv[0], argv.data());
+    _exit(127);
+  }
+  return pid;
+}
+
+// GET http://127.0.0.1:port/path; returns the body length, -1 on failure.
+long HttpGet(uint16_t port, const char* path) {
+  int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  sockaddr_in a = Addr(0x7f000001u, port);
+  if (connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof(a)) != 0) {
+    close(fd);
+    return -1;
+  }
+  std::string req = std::string("GET ") + path + " HTTP/1.0\r\n\r\n";
+  if (write(fd, req.data(), req.size()) < 0) Die("write");
+  long total = 0;
+  char buf[65536];
+  for (ssize_t n; (n = read(fd, buf, sizeof(buf))) > 0;) total += n;
+  linger lg{1, 0};  // No TIME_WAIT from the bench itself.
+  setsockopt(fd, SOL_SOCKET, SO_LINGER, &lg, sizeof(lg));
+  close(fd);
+  return total;
+}
+
+bool WaitHttp(uint16_t port, const char* path) {
+  for (int i = 0; i < 200; ++i) {
+    if (HttpGet(port, path) > 0) return true;
+    usleep(50000);
+  }
+  return false;
+}
+
+// utime+stime of a process in seconds, from /proc/<pid>/stat.
+double ProcessCpu(pid_t pid) {
+  std::ifstream in("/proc/" + std::to_string(pid) + "/stat");
+  std::string stat;
+  std::getline(in, stat);
+  size_t p = stat.rfind(')');
+  std::vector<std::string> f;
+  std::string cur;
+  for (size_t i = p + 2; i < stat.size(); ++i) {
+    if (stat[i] == ' ') {
+      f.push_back(cur);
+      cur.clear();
+    } else {
+      cur += stat[i];
+    }
+  }
+  // Fields after ")": state(0) ... utime(11) stime(12).
+  return (std::stod(f[11]) + std::stod(f[12])) / static_cast<double>(sysconf(_SC_CLK_TCK));
+}
+
+long RssKiB(pid_t pid) {
+  std::ifstream in("/proc/" + std::to_string(pid) + "/status");
+  std::string line;
+  while (std::getline(in, line)) {
+    if (line.rfind("VmRSS:", 0) == 0) return std::stol(line.substr(6));
+  }
+  return -1;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  std::vector<size_t> sizes = {10000, 100000};
+  int repeat = 7;
+  std::string exporter_bin, node_exporter_bin;
+  for (int i = 1; i < argc; ++i) {
+    std::string a = argv[i];
+    if (a.rfind("--sizes=", 0) == 0) {
+      sizes.clear();
+      for (size_t p = 8; p < a.size();) {
+        size_t c = a.find(',', p);
+        sizes.push_back(std::stoul(a.substr(p, c - p)));
+        p = c == std::string::npos ? a.size() : c + 1;
+      }
+    } else if (a.rfind("--exporter=", 0) == 0) {
+      exporter_bin = a.substr(11);
+    } else if (a.rfind("--node-exporter=", 0) == 0) {
+      node_exporter_bin = a.substr(16);
+    } else if (a.rfind("--repeat=", 0) == 0) {
+      repeat = std::stoi(a.substr(9));
+    } else {
+      std::fprintf(stderr, "usage: sockdiag_bench [--sizes=N,N] [--repeat=N]\n");
+      return 2;
+    }
+  }
+  rlimit rl{1 << 20, 1 << 20};
+  if (setrlimit(RLIMIT_NOFILE, &rl) != 0) {
+    getrlimit(RLIMIT_NOFILE, &rl);
+    rl.rlim_cur = rl.rlim_max;
+    setrlimit(RLIMIT_NOFILE, &rl);
+  }
+  WriteSysctl("/proc/sys/net/ipv4/ip_local_port_range", "10000 65000");
+  WriteSysctl("/proc/sys/net/ipv4/tcp_max_tw_buckets", "2000000");
+  WriteSysctl("/proc/sys/net/ipv4/tcp_tw_reuse", "0");
+
+  Config config;
+  if (!ParseFlags({}, &config).ok()) return 1;
+  ProcFs procfs("/proc");
+  LocalNetlinkFactory netlink;
+  NamespacePoller poller(config, procfs, "net", &netlink);
+  poller.Poll();  // Warm up (opens the socket, reads sysctls).
+
+  // The real binaries, polled/scraped in the same namespace.
+  Child exporter, node;
+  if (!exporter_bin.empty()) {
+    exporter.pid = Spawn({exporter_bin, "--web.listen-address=127.0.0.1:10061",
+                          "--poll.interval=200ms"});
+    if (!WaitHttp(10061, "/-/ready")) Die("exporter did not become ready");
+  }
+  if (!node_exporter_bin.empty()) {
+    node.pid = Spawn({node_exporter_bin, "--web.listen-address=127.0.0.1:9100",
+                      "--collector.disable-defaults", "--collector.tcpstat"});
+    if (!WaitHttp(9100, "/metrics")) Die("node_exporter did not answer");
+  }
+
+  std::printf("| sockets | floor: raw dump CPU | sockdiag poll CPU | ratio to floor | "
+              "ss -tan CPU | node_exporter tcpstat CPU/scrape | sockdiag_exporter RSS |\n");
+  std::printf("|---:|---:|---:|---:|---:|---:|---:|\n");
+  Population pop(rl.rlim_cur > 1000 ? (rl.rlim_cur - 1000) / 2 * 2 : 0);
+  for (size_t n : sizes) {
+    pop.Grow(n);
+    std::vector<double> floor, ours, ss;
+    size_t messages = 0;
+    uint64_t streamed = 0;
+    for (int r = 0; r < repeat; ++r) {
+      floor.push_back(FloorDump(&messages));
+      const double t0 = ThreadCpu();
+      auto result = poller.Poll();
+      ours.push_back(ThreadCpu() - t0);
+      streamed = result.stream.sockets;
+      ss.push_back(SsCpu());
+    }
+    const double f = Median(floor), o = Median(ours);
+    std::string node_cpu = "n/a", rss = "n/a";
+    if (node.pid > 0) {
+      HttpGet(9100, "/metrics");  // Warm.
+      const double c0 = ProcessCpu(node.pid);
+      for (int r = 0; r < repeat; ++r) HttpGet(9100, "/metrics");
+      node_cpu = std::to_string((ProcessCpu(node.pid) - c0) / repeat * 1e3).substr(0, 6) + " ms";
+    }
+    if (exporter.pid > 0) {
+      usleep(1000000);  // Several polls at this size.
+      rss = std::to_string(static_cast<double>(RssKiB(exporter.pid)) / 1024.0).substr(0, 5) + " MiB";
+    }
+    std::printf("| %zu (dumped %zu, streamed %llu) | %.2f ms | %.2f ms | %.2fx | %.2f ms | %s | %s |\n",
+                n, messages, static_cast<unsigned long long>(streamed), f * 1e3, o * 1e3, o / f,
+                Median(ss) * 1e3, node_cpu.c_str(), rss.c_str());
+    std::fflush(stdout);
+  }
+  return 0;
+}
