@@ -20,16 +20,18 @@ build: deps
 run: build
 	$(BUILD_DIR)/src/sockdiag_exporter $(ARGS)
 
-# The whole suite: unit, kernel, e2e, and everything else labelled.
-test: build
+# The whole suite: unit and kernel tests under ASan+UBSan first, then every
+# label (unit, kernel, e2e, image, fuzz, soak) on the dev build.
+test: build asan
 	ctest --preset $(PRESET) -j2
 
 # The quick loop: unit + kernel tests only.
 check: build
 	ctest --preset check -j2
 
-asan:
-	@$(MAKE) --no-print-directory build PRESET=asan
+asan: deps
+	@cmake --preset asan >/dev/null
+	@cmake --build --preset asan
 	ctest --preset asan -j2
 
 release:
