@@ -5,7 +5,7 @@ PRESET ?= dev
 BUILD_DIR := build/$(PRESET)
 ARGS ?=
 
-.PHONY: all deps build run test check asan release bench clean
+.PHONY: all deps build run test check asan fuzz-build release bench clean
 
 all: build
 
@@ -22,7 +22,7 @@ run: build
 
 # The whole suite: unit and kernel tests under ASan+UBSan first, then every
 # label (unit, kernel, e2e, image, fuzz, soak) on the dev build.
-test: build asan
+test: build asan fuzz-build
 	ctest --preset $(PRESET) -j2
 
 # The quick loop: unit + kernel tests only.
@@ -33,6 +33,11 @@ asan: deps
 	@cmake --preset asan >/dev/null
 	@cmake --build --preset asan
 	ctest --preset asan -j2
+
+# libFuzzer targets (clang), run by the `fuzz` tests of `make test`.
+fuzz-build: deps
+	@cmake --preset fuzz >/dev/null
+	@cmake --build --preset fuzz
 
 release:
 	@$(MAKE) --no-print-directory build PRESET=release

@@ -4,7 +4,7 @@
 set -euo pipefail
 
 # Build
-packages=(g++ cmake ninja-build pkg-config make git
+packages=(g++ clang libclang-rt-14-dev cmake ninja-build pkg-config make git
           prometheus-cpp-dev libcivetweb-dev libmnl-dev catch2)
 # Tests: iproute2 (ip, ss), nftables and conntrack for conntrack tests,
 # prometheus (promtool + server) for exposition and end-to-end checks, curl.

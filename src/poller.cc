@@ -67,7 +67,7 @@ Result<std::unique_ptr<NetlinkDumper>> LocalNetlinkFactory::Open(int bus) {
 
 NamespacePoller::NamespacePoller(const Config& config, const ProcFs& procfs, std::string net_dir,
                                  NetlinkFactory* netlink)
-    : config_(config), ctx_{config, procfs, std::move(net_dir), netlink} {
+    : ctx_{config, procfs, std::move(net_dir), netlink} {
   for (const auto& info : AllCollectors()) {
     if (!config.IsEnabled(info.name)) continue;
     slots_.push_back(std::make_unique<Slot>(Slot{info.name, info.factory(config)}));

@@ -59,7 +59,6 @@ class NamespacePoller {
 
  private:
   struct Slot;
-  const Config& config_;
   PollContext ctx_;
   std::vector<std::unique_ptr<Slot>> slots_;
   std::unique_ptr<NetlinkDumper> sockdiag_;

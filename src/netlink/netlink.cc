@@ -9,21 +9,25 @@
 #include <ctime>
 #include <fstream>
 
+#include "sockdiag/nlattr.h"
+
 namespace sockdiag {
 
 Result<DumpProgress> ProcessDatagram(std::span<const uint8_t> datagram, uint32_t seq,
                                      uint32_t portid, MessageSink& sink, DumpStats* stats) {
-  // int, not size_t: mnl_nlmsg_next() subtracts the aligned length and can
-  // take the remainder below zero on a short final message.
-  if (datagram.size() > static_cast<size_t>(INT32_MAX)) {
-    return Status::Corruption("netlink datagram larger than 2 GiB");
-  }
-  int remaining = static_cast<int>(datagram.size());
-  const auto* nlh = reinterpret_cast<const struct nlmsghdr*>(datagram.data());
+  // Bounds are checked here in size_t rather than with mnl_nlmsg_ok():
+  // libmnl 1.0.4 compares (int)nlmsg_len, so a length >= 2^31 turns negative
+  // and passes its check.
   stats->datagrams++;
   stats->bytes += datagram.size();
   bool multipart = true;
-  while (mnl_nlmsg_ok(nlh, remaining)) {
+  size_t offset = 0;
+  while (datagram.size() - offset >= sizeof(struct nlmsghdr)) {
+    const auto* nlh = reinterpret_cast<const struct nlmsghdr*>(datagram.data() + offset);
+    const size_t len = nlh->nlmsg_len;
+    if (len < sizeof(struct nlmsghdr) || len > datagram.size() - offset) {
+      return Status::Corruption("netlink message length outside its datagram");
+    }
     if (seq != 0 && nlh->nlmsg_seq != 0 && nlh->nlmsg_seq != seq) {
       return Status::Corruption("netlink reply with a foreign sequence number");
     }
@@ -32,6 +36,8 @@ Result<DumpProgress> ProcessDatagram(std::span<const uint8_t> datagram, uint32_t
     }
     if (nlh->nlmsg_flags & NLM_F_DUMP_INTR) stats->interrupted = true;
     multipart = (nlh->nlmsg_flags & NLM_F_MULTI) != 0;
+    const size_t payload_len = len - NlAlign(sizeof(struct nlmsghdr));  // len >= 16.
+    const void* payload = mnl_nlmsg_get_payload(nlh);
 
     switch (nlh->nlmsg_type) {
       case NLMSG_NOOP:
@@ -39,21 +45,25 @@ Result<DumpProgress> ProcessDatagram(std::span<const uint8_t> datagram, uint32_t
       case NLMSG_DONE: {
         // Since 4.x a dump that failed mid-way reports -errno in the DONE
         // payload; libmnl's default callbacks ignore it.
-        if (mnl_nlmsg_get_payload_len(nlh) >= sizeof(int)) {
+        if (payload_len >= sizeof(int)) {
           int err = 0;
-          std::memcpy(&err, mnl_nlmsg_get_payload(nlh), sizeof(err));
+          std::memcpy(&err, payload, sizeof(err));
+          if (err == INT32_MIN) return Status::Corruption("NLMSG_DONE with an impossible errno");
           if (err < 0) return Status::FromErrno(-err, "netlink dump failed in the kernel");
         }
         return DumpProgress::kDone;
       }
       case NLMSG_ERROR: {
-        if (mnl_nlmsg_get_payload_len(nlh) < sizeof(struct nlmsgerr)) {
+        if (payload_len < sizeof(struct nlmsgerr)) {
           return Status::Corruption("truncated NLMSG_ERROR");
         }
         struct nlmsgerr err;
-        std::memcpy(&err, mnl_nlmsg_get_payload(nlh), sizeof(err));
+        std::memcpy(&err, payload, sizeof(err));
         if (err.error == 0) return DumpProgress::kDone;  // An ACK.
-        return Status::FromErrno(-err.error, "netlink request rejected by the kernel");
+        if (err.error < 0 && err.error != INT32_MIN) {
+          return Status::FromErrno(-err.error, "netlink request rejected by the kernel");
+        }
+        return Status::Corruption("NLMSG_ERROR with a positive error code");
       }
       case NLMSG_OVERRUN:
         return Status::IOError("netlink overrun", ENOBUFS);
@@ -64,9 +74,14 @@ Result<DumpProgress> ProcessDatagram(std::span<const uint8_t> datagram, uint32_t
         break;
       }
     }
-    nlh = mnl_nlmsg_next(nlh, &remaining);
+    const size_t step = NlAlign(len);
+    if (step >= datagram.size() - offset) {
+      offset = datagram.size();
+      break;
+    }
+    offset += step;
   }
-  if (remaining != 0) {
+  if (offset != datagram.size()) {
     return Status::Corruption("truncated netlink message in datagram");
   }
   // A reply without NLM_F_MULTI is complete by itself (e.g. a GET_STATS answer).

@@ -62,6 +62,22 @@ TEST_CASE("an errno carried in NLMSG_DONE fails the dump", "[netlink]") {
   CHECK(sink.n == 1);
 }
 
+TEST_CASE("an impossible errno in NLMSG_DONE or NLMSG_ERROR is corruption", "[netlink]") {
+  CountingSink sink;
+  DumpStats stats;
+  DatagramBuilder done;
+  done.AddDone(INT32_MIN);
+  CHECK(ProcessDatagram(done.Bytes(), 0, 0, sink, &stats).status().code() ==
+        Status::Code::kCorruption);
+  DatagramBuilder error;
+  error.AddError(INT32_MIN);
+  CHECK(ProcessDatagram(error.Bytes(), 0, 0, sink, &stats).status().code() ==
+        Status::Code::kCorruption);
+  DatagramBuilder positive;
+  positive.AddError(5);
+  CHECK_FALSE(ProcessDatagram(positive.Bytes(), 0, 0, sink, &stats).ok());
+}
+
 TEST_CASE("NLMSG_ERROR maps to a Status; an ACK ends the reply", "[netlink]") {
   CountingSink sink;
   DumpStats stats;
@@ -120,6 +136,14 @@ TEST_CASE("truncated and oversized messages are corruption, never overreads", "[
     nlh->nlmsg_len = static_cast<uint32_t>(bytes.size() + 100);
     auto r = ProcessDatagram(bytes, 0, 0, sink, &stats);
     REQUIRE_FALSE(r.ok());
+    CHECK(sink.n == 0);
+  }
+  SECTION("a length field of 2^31 or more (libmnl's int cast would accept it)") {
+    auto* nlh = reinterpret_cast<struct nlmsghdr*>(bytes.data());
+    nlh->nlmsg_len = 0xbc00007cu;
+    auto r = ProcessDatagram(bytes, 0, 0, sink, &stats);
+    REQUIRE_FALSE(r.ok());
+    CHECK(r.status().code() == Status::Code::kCorruption);
     CHECK(sink.n == 0);
   }
   SECTION("a length field smaller than a header") {
