@@ -321,7 +321,9 @@ HttpResponse HttpGet(uint16_t port, const std::string& path, const std::string& 
   return r;
 }
 
-ExporterProcess::ExporterProcess(std::vector<std::string> flags, uint16_t port) : port_(port) {
+ExporterProcess::ExporterProcess(std::vector<std::string> flags, uint16_t port,
+                                 std::vector<std::string> wrapper)
+    : port_(port) {
   char tmpl[] = "/tmp/sockdiag-exporter-stderr-XXXXXX";
   int errfd = mkstemp(tmpl);
   REQUIRE(errfd >= 0);
@@ -329,6 +331,15 @@ ExporterProcess::ExporterProcess(std::vector<std::string> flags, uint16_t port) 
   std::vector<std::string> args = {SOCKDIAG_EXPORTER_BIN,
                                    "--web.listen-address=127.0.0.1:" + std::to_string(port)};
   args.insert(args.end(), flags.begin(), flags.end());
+  if (!wrapper.empty()) {
+    // capsh's "--" hands the rest to bash: "-c 'exec "$0" "$@"' BIN ARGS...",
+    // so the exporter replaces bash and pid() is the exporter's.
+    std::vector<std::string> full = wrapper;
+    full.push_back("-c");
+    full.push_back("exec \"$0\" \"$@\"");
+    full.insert(full.end(), args.begin(), args.end());
+    args = full;
+  }
   pid_ = fork();
   REQUIRE(pid_ >= 0);
   if (pid_ == 0) {
@@ -339,7 +350,7 @@ ExporterProcess::ExporterProcess(std::vector<std::string> flags, uint16_t port) 
     std::vector<char*> argv;
     for (auto& a : args) argv.push_back(a.data());
     argv.push_back(nullptr);
-    execv(argv[0], argv.data());
+    execvp(argv[0], argv.data());
     _exit(127);
   }
   close(errfd);

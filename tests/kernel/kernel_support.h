@@ -120,7 +120,10 @@ HttpResponse HttpGet(uint16_t port, const std::string& path, const std::string& 
 // 127.0.0.1:<port> with the given extra flags; killed on destruction.
 class ExporterProcess {
  public:
-  explicit ExporterProcess(std::vector<std::string> flags, uint16_t port = 10061);
+  // `wrapper` runs before the binary, e.g. {"capsh", "--drop=cap_net_admin", "--"}
+  // (capsh then runs the exporter through bash: see kernel_support.cc).
+  explicit ExporterProcess(std::vector<std::string> flags, uint16_t port = 10061,
+                           std::vector<std::string> wrapper = {});
   ~ExporterProcess();
   ExporterProcess(const ExporterProcess&) = delete;
   ExporterProcess& operator=(const ExporterProcess&) = delete;
