@@ -41,8 +41,7 @@ class CpuStatsSink final : public MessageSink {
  public:
   explicit CpuStatsSink(CtCpuCounters* counters) : counters_(counters) {}
   Status OnMessage(const struct nlmsghdr* nlh) override {
-    if (!IsCtnetlinkMessage(nlh) ||
-        CtMessageType(nlh->nlmsg_type) != IPCTNL_MSG_CT_GET_STATS_CPU) {
+    if (!IsCtnetlinkMessage(nlh) || CtMessageType(nlh->nlmsg_type) != IPCTNL_MSG_CT_GET_STATS_CPU) {
       return Status::Ok();
     }
     auto parsed = ParseCtCpuStats(nlh);

@@ -67,7 +67,8 @@ Status ParseTuple(const struct nlattr* nest, CtTuple* t) {
   std::array<const struct nlattr*, kProtoMaxRead + 1> pr{};
   s = ParseNestedAttrs(tb[CTA_TUPLE_PROTO], kProtoMaxRead, pr);
   if (!s.ok()) return s;
-  if (pr[CTA_PROTO_NUM] == nullptr) return Status::Corruption("conntrack tuple without CTA_PROTO_NUM");
+  if (pr[CTA_PROTO_NUM] == nullptr)
+    return Status::Corruption("conntrack tuple without CTA_PROTO_NUM");
   auto num = AttrU8(pr[CTA_PROTO_NUM]);
   if (!num.ok()) return num.status();
   t->proto = num.value();
@@ -200,7 +201,8 @@ Result<CtEntry> ParseCtEntry(const struct nlmsghdr* nlh) {
   if (!s.ok()) return s;
   CtEntry e;
   e.family = ReadNfgen(nlh).nfgen_family;
-  if (tb[CTA_TUPLE_ORIG] == nullptr) return Status::Corruption("conntrack entry without CTA_TUPLE_ORIG");
+  if (tb[CTA_TUPLE_ORIG] == nullptr)
+    return Status::Corruption("conntrack entry without CTA_TUPLE_ORIG");
   if (s = ParseTuple(tb[CTA_TUPLE_ORIG], &e.orig); !s.ok()) return s;
   if (tb[CTA_TUPLE_REPLY] != nullptr) {
     CtTuple reply;
