@@ -48,8 +48,10 @@ enum class DumpProgress { kMore, kDone };
 
 // Walks one datagram of a dump reply. seq/portid are checked only when
 // non-zero (as libmnl does), so in-memory test messages may use 0.
-// Returns kDone after NLMSG_DONE (or a non-multipart reply), kMore when the
-// dump continues in a later datagram, or the error: an NLMSG_ERROR or an
+// Returns kDone after NLMSG_DONE, an ACK, or a reply without NLM_F_MULTI;
+// kMore when the reply continues in a later datagram (note: ctnetlink marks
+// even its single GET_STATS answer NLM_F_MULTI and sends no DONE, so such
+// requests set NLM_F_ACK and the ACK ends them); or the error: an NLMSG_ERROR or an
 // errno inside NLMSG_DONE (Status::FromErrno), a sink error, or Corruption
 // for bad framing or a foreign sequence number.
 Result<DumpProgress> ProcessDatagram(std::span<const uint8_t> datagram, uint32_t seq,

@@ -11,5 +11,7 @@ namespace sockdiag {
 std::unique_ptr<Collector> NewSocketsCollector(const Config& config);
 std::unique_ptr<Collector> NewSysctlCollector(const Config& config);
 std::unique_ptr<Collector> NewNetstatCollector(const Config& config);
+std::unique_ptr<Collector> NewConntrackCollector(const Config& config);
+std::unique_ptr<Collector> NewConntrackTableCollector(const Config& config);
 
 }  // namespace sockdiag

@@ -11,6 +11,12 @@ constexpr CollectorInfo kCollectors[] = {
     {"sysctl", true, "TCP, port-range and conntrack sysctls", NewSysctlCollector},
     {"netstat", true, "TCP counters from /proc/net/netstat and /proc/net/snmp",
      NewNetstatCollector},
+    {"conntrack", true, "Conntrack table fill and per-CPU statistics (ctnetlink)",
+     NewConntrackCollector},
+    {"conntrack_table", true,
+     "Conntrack entries by protocol and TCP state, SNAT port usage (ctnetlink table dump every "
+     "--conntrack.dump-interval)",
+     NewConntrackTableCollector},
 };
 
 }  // namespace

@@ -84,7 +84,7 @@ Result<DumpProgress> ProcessDatagram(std::span<const uint8_t> datagram, uint32_t
   if (offset != datagram.size()) {
     return Status::Corruption("truncated netlink message in datagram");
   }
-  // A reply without NLM_F_MULTI is complete by itself (e.g. a GET_STATS answer).
+  // A reply without NLM_F_MULTI is complete by itself.
   return multipart ? DumpProgress::kMore : DumpProgress::kDone;
 }
 

@@ -1,0 +1,68 @@
+// What the conntrack collectors share: the "is conntrack there at all"
+// check and a ctnetlink session that keeps its NETLINK_NETFILTER socket
+// across polls and turns kernel refusals into statuses the poller logs at
+// the right level (Permission: one warning; NotFound: debug).
+//
+// Thread-safety: one session per collector instance, poller thread only.
+#pragma once
+
+#include <linux/netlink.h>
+
+#include <cerrno>
+#include <memory>
+#include <utility>
+
+#include "sockdiag/collector.h"
+#include "sockdiag/ctnetlink.h"
+#include "sockdiag/netlink.h"
+
+namespace sockdiag {
+
+// NotFound when the nf_conntrack module is not loaded (its sysctls are
+// absent). Checked before any ctnetlink request because such a request
+// would make the kernel load the module (nfnetlink's request_module):
+// the exporter must not switch connection tracking on for a host.
+inline Status CheckConntrackLoaded(const PollContext& ctx) {
+  auto max = ctx.procfs.ReadSysctlInts("net.netfilter.nf_conntrack_max");
+  if (!max.ok() && max.status().IsNotFound()) {
+    return Status::NotFound("conntrack is not loaded (no net.netfilter.nf_conntrack_max)");
+  }
+  return Status::Ok();
+}
+
+class CtnetlinkSession {
+ public:
+  // Sends one ctnetlink GET request of `kind` and streams the replies to
+  // `sink`. Kernel refusals map to: EPERM -> Permission (CAP_NET_ADMIN is
+  // missing), EINVAL/EOPNOTSUPP -> NotFound (no ctnetlink or no such
+  // request on this kernel). A sink's own status is returned unchanged.
+  // The socket is reopened at the next call after it broke.
+  Status Run(const PollContext& ctx, CtRequest kind, MessageSink& sink, DumpStats* stats) {
+    if (!dumper_) {
+      if (ctx.netlink == nullptr) return Status::Unsupported("no netlink factory");
+      auto opened = ctx.netlink->Open(NETLINK_NETFILTER);
+      if (!opened.ok()) return opened.status().WithPrefix("open NETLINK_NETFILTER socket");
+      dumper_ = std::move(opened).value();
+    }
+    std::vector<uint8_t> request = BuildCtRequest(kind);
+    Status s = dumper_->Dump(request, sink, stats);
+    auto* sock = dynamic_cast<NetlinkSocket*>(dumper_.get());
+    if (sock != nullptr && sock->broken()) dumper_.reset();
+    if (s.ok()) return s;
+    switch (s.err()) {
+      case EPERM:
+      case EACCES:
+        return Status::Permission("ctnetlink request refused: needs CAP_NET_ADMIN", s.err());
+      case EINVAL:
+      case EOPNOTSUPP:
+        return Status::NotFound("ctnetlink request not supported by this kernel", s.err());
+      default:
+        return s;
+    }
+  }
+
+ private:
+  std::unique_ptr<NetlinkDumper> dumper_;
+};
+
+}  // namespace sockdiag
