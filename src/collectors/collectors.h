@@ -11,5 +11,6 @@ namespace sockdiag {
 std::unique_ptr<Collector> NewSocketsCollector(const Config& config);
 std::unique_ptr<Collector> NewSysctlCollector(const Config& config);
 std::unique_ptr<Collector> NewNetstatCollector(const Config& config);
+std::unique_ptr<Collector> NewPortsCollector(const Config& config);
 
 }  // namespace sockdiag
