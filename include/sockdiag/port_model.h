@@ -150,9 +150,10 @@ class PortModel {
   void Reset();
   // Aggregates one socket. Non-TCP sockets and unknown states are ignored.
   void Add(const InetSocket& s);
-  // What the pass found so far. Cost O(tracked destinations + service ports
-  // + listeners), with partial selection for every top-K.
-  PortReport Report() const;
+  // What the pass found so far (completing the counts still in flight).
+  // Cost O(tracked destinations + service ports + listeners), with partial
+  // selection for every top-K.
+  PortReport Report();
 
  private:
   class DestinationTable;
@@ -173,10 +174,6 @@ class PortModel {
   std::vector<ListenerEntry> listeners_;
   std::unique_ptr<PortIndex> services_[2];
   std::unique_ptr<DestinationTable> destinations_;
-  // Linear-counting bitmap of destinations dropped at the cap; allocated on
-  // the first drop of a pass.
-  std::vector<uint64_t> dropped_bits_;
-  uint64_t sockets_dropped_ = 0;
   std::array<StateCounts, 2> ephemeral_{};
   std::array<uint64_t, PortReport::kTimeWaitWithinSeconds.size()> time_wait_expiring_{};
   uint64_t tcp_sockets_ = 0;
