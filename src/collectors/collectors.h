@@ -13,5 +13,6 @@ std::unique_ptr<Collector> NewSysctlCollector(const Config& config);
 std::unique_ptr<Collector> NewNetstatCollector(const Config& config);
 std::unique_ptr<Collector> NewConntrackCollector(const Config& config);
 std::unique_ptr<Collector> NewConntrackTableCollector(const Config& config);
+std::unique_ptr<Collector> NewPortsCollector(const Config& config);
 
 }  // namespace sockdiag

@@ -11,6 +11,8 @@ constexpr CollectorInfo kCollectors[] = {
     {"sysctl", true, "TCP, port-range and conntrack sysctls", NewSysctlCollector},
     {"netstat", true, "TCP counters from /proc/net/netstat and /proc/net/snmp",
      NewNetstatCollector},
+    {"ports", true, "Ephemeral-port pressure per destination, service ports, listen queues",
+     NewPortsCollector},
     {"conntrack", true, "Conntrack table fill and per-CPU statistics (ctnetlink)",
      NewConntrackCollector},
     {"conntrack_table", true,
