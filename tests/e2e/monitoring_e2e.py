@@ -39,6 +39,7 @@ import urllib.parse
 import urllib.request
 import uuid
 
+sys.dont_write_bytecode = True  # keep the source tree clean
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import monitoring_lib as ml  # noqa: E402
 
