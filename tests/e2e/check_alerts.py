@@ -1,0 +1,136 @@
+#!/usr/bin/env python3
+"""Checks dashboards/alerts.yaml without a server:
+
+1. `promtool check rules` accepts it.
+2. Every alert has `for:`, a severity (warning|critical), summary,
+   description and runbook_url = docs/runbooks/<alert>.md, which exists;
+   every runbook belongs to an alert.
+3. `promtool test rules tests/rules/alerts_test.yaml` passes.
+4. Coverage of that test file: every (alert, severity) fires in some test
+   case, and for the earliest firing of each alert identity there is an
+   evaluation one interval earlier where that identity does not fire yet
+   (the `for:` boundary). Threshold-boundary inputs are reviewed by hand
+   (the test file comments them).
+
+usage: check_alerts.py REPO_DIR
+"""
+import os
+import re
+import subprocess
+import sys
+
+import yaml
+
+sys.dont_write_bytecode = True  # keep the source tree clean
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import monitoring_lib as ml  # noqa: E402
+
+failures = []
+
+
+def fail(msg):
+    failures.append(msg)
+    print("FAIL " + msg)
+
+
+def duration_minutes(s):
+    m = re.fullmatch(r"(\d+)([smh])", str(s))
+    if not m:
+        raise ValueError("unsupported duration %r" % s)
+    n = int(m.group(1))
+    return {"s": n / 60, "m": n, "h": n * 60}[m.group(2)]
+
+
+def check_lint(repo, alerts):
+    runbooks = os.path.join(repo, "docs", "runbooks")
+    names = set()
+    for a in alerts:
+        w = "%s (%s)" % (a.name, a.severity or "no severity")
+        names.add(a.name)
+        if "for" not in a.rule:
+            fail(w + ": needs for:")
+        if a.severity not in ("warning", "critical"):
+            fail(w + ": severity must be warning or critical")
+        ann = a.rule.get("annotations", {})
+        for key in ("summary", "description", "runbook_url"):
+            if not str(ann.get(key, "")).strip():
+                fail("%s: needs annotation %s" % (w, key))
+        want = "docs/runbooks/%s.md" % a.name
+        if ann.get("runbook_url") != want:
+            fail("%s: runbook_url must be %s" % (w, want))
+        elif not os.path.isfile(os.path.join(repo, want)):
+            fail("%s: %s does not exist" % (w, want))
+    if os.path.isdir(runbooks):
+        for f in sorted(os.listdir(runbooks)):
+            if f.endswith(".md") and f[:-3] not in names:
+                fail("docs/runbooks/%s belongs to no alert" % f)
+    print("ok   lint: %d alerting rules, %d alerts" % (len(alerts), len(names))
+          if not failures else "lint done")
+
+
+def identity(labels):
+    return tuple(sorted((k, str(v)) for k, v in labels.items()))
+
+
+def check_coverage(test_path, alerts):
+    with open(test_path) as f:
+        doc = yaml.safe_load(f)
+    eval_minutes = duration_minutes(doc.get("evaluation_interval", "1m"))
+    fired = set()  # (alertname, severity)
+    for group in doc.get("tests", []):
+        # alertname -> {eval minute -> set of identities firing}
+        timeline = {}
+        for t in group.get("alert_rule_test", []):
+            at = duration_minutes(t["eval_time"])
+            ids = set()
+            for e in t.get("exp_alerts") or []:
+                labels = e.get("exp_labels", {})
+                fired.add((t["alertname"], labels.get("severity", "")))
+                ids.add(identity(labels))
+            timeline.setdefault(t["alertname"], {})[at] = ids
+        for name, by_time in timeline.items():
+            first = {}
+            for at in sorted(by_time):
+                for i in by_time[at]:
+                    first.setdefault(i, at)
+            for i, at in first.items():
+                before = at - eval_minutes
+                if before not in by_time or i in by_time[before]:
+                    fail("%s: test %r: %s first fires at %gm; add an evaluation at %gm where it "
+                         "does not fire yet (the for: boundary)" % (name, group.get("name"), dict(i), at, before))
+    for a in alerts:
+        if (a.name, a.severity) not in fired:
+            fail("%s (%s): no test case where it fires" % (a.name, a.severity))
+    names_tested = {t["alertname"] for g in doc.get("tests", []) for t in g.get("alert_rule_test", [])}
+    for a in alerts:
+        if a.name not in names_tested:
+            fail("%s: not tested" % a.name)
+    print("ok   coverage: every alert and severity fires, with its for: boundary"
+          if not any("boundary" in f or "fires" in f or "tested" in f for f in failures) else "coverage done")
+
+
+def main():
+    if len(sys.argv) != 2:
+        sys.exit("usage: check_alerts.py REPO_DIR")
+    repo = os.path.abspath(sys.argv[1])
+    rules = os.path.join(repo, "dashboards", "alerts.yaml")
+    tests = os.path.join(repo, "tests", "rules", "alerts_test.yaml")
+    r = subprocess.run(["promtool", "check", "rules", rules], capture_output=True, text=True)
+    if r.returncode != 0:
+        fail("promtool check rules: " + (r.stdout + r.stderr).strip())
+    else:
+        print("ok   promtool check rules: " + r.stdout.strip().splitlines()[-1].strip())
+    alerts = ml.load_alerts(rules)
+    check_lint(repo, alerts)
+    r = subprocess.run(["promtool", "test", "rules", tests], capture_output=True, text=True)
+    if r.returncode != 0:
+        fail("promtool test rules:\n" + (r.stdout + r.stderr).strip())
+    else:
+        print("ok   promtool test rules")
+    check_coverage(tests, alerts)
+    print("%d failed" % len(failures) if failures else "alerts: all checks passed")
+    sys.exit(1 if failures else 0)
+
+
+if __name__ == "__main__":
+    main()
