@@ -8,8 +8,9 @@
 #      --variant=minbase + podman import). Kept in podman's storage and reused
 #      by later runs on the same machine.
 #   2. podman build of the Dockerfile (runc, 1024 ulimits: see
-#      containers_conf below); checks USER, ENTRYPOINT, EXPOSE, OCI labels,
-#      and that the binary carries no file capabilities.
+#      containers.conf below); checks USER, ENTRYPOINT, EXPOSE, OCI labels,
+#      no build tools in the runtime image, and that the binary carries no
+#      file capabilities.
 #   3. The capability model the chart relies on, on the real kernel: file
 #      capabilities are not granted under no_new_privs
 #      (allowPrivilegeEscalation: false) and make exec fail when the bounding
@@ -21,10 +22,12 @@
 #        sidecar   image user 65534, --cap-drop ALL: no capability at all;
 #        daemonset uid 0, --cap-drop ALL --cap-add NET_ADMIN;
 #        pods      uid 0, + SYS_ADMIN SYS_PTRACE, --pid host, --netns.mode=pods.
-#      Asserted: the exporter is PID 1 of its container, its uid, its exact
-#      CapEff/CapPrm/CapBnd (read from /proc/1/status inside the container),
-#      sockdiag_collector_success{collector="sockets"} 1 and the exact socket
-#      counts of the population.
+#      Asserted: the exporter is PID 1 of its container (exec-form
+#      ENTRYPOINT), its uid, its exact CapEff/CapPrm/CapBnd and no ambient
+#      capability (its /proc/PID/status read inside the container),
+#      sockdiag_collector_success{collector="sockets"} 1, the exact socket
+#      counts of the population, and the conntrack collector's success (0
+#      without NET_ADMIN, 1 with it) where that collector exists.
 #
 # Usage: image_test.sh SOURCE_DIR     (root; podman, buildah, runc, debootstrap)
 # Env:   SOCKDIAG_IMAGE_REBUILD_BASE=1 makes the base images again.
