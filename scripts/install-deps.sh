@@ -1,34 +1,39 @@
 #!/usr/bin/env bash
-# Installs the Debian 12 packages the build, the tests and `make run` need,
-# only those missing. Run as root (apt-get). Nothing else is downloaded.
+# Installs what the build, the tests and `make run` need, only what is
+# missing: Debian 12 packages (apt-get, needs root), then the npm tools of
+# the non-C++ checks (tools/package-lock.json). Nothing else is downloaded.
 set -euo pipefail
 
-# Build
+# Build (clang + compiler-rt for the libFuzzer targets).
 packages=(g++ clang libclang-rt-14-dev cmake ninja-build pkg-config make git
           prometheus-cpp-dev libcivetweb-dev libmnl-dev catch2)
 # Tests: iproute2 (ip, ss), nftables and conntrack for conntrack tests,
 # prometheus (promtool + server) for exposition and end-to-end checks, curl.
 packages+=(iproute2 nftables conntrack prometheus curl libcap2-bin procps)
-# Monitoring checks: python3-yaml for the dashboard/alert scripts; Node.js and
-# npm (only if absent) for the dashboard schema tooling in tools/.
-packages+=(python3-yaml)
+# Monitoring and packaging checks: python3 + python3-yaml for the dashboard,
+# alert and population scripts; yamllint for chart values and manifests;
+# Node.js and npm (only if absent) for the npm tools in tools/.
+packages+=(python3 python3-yaml yamllint)
 command -v npm >/dev/null || packages+=(nodejs npm)
-# Last step, also when no package is missing: tools/ npm packages, once per lock file.
-npm_tools="$(dirname "$0")/../tools/npm-ci.sh"
+# Image test only (tests/image, CTest label "image"): podman builds and runs
+# the Dockerfile with runc; debootstrap makes the Debian base images, since no
+# container registry is reachable.
+packages+=(podman buildah runc debootstrap)
 
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
 done
-if [ ${#missing[@]} -eq 0 ]; then
-  exec "$npm_tools"
+if [ ${#missing[@]} -gt 0 ]; then
+  if [ "$(id -u)" -ne 0 ]; then
+    echo "install-deps: missing packages: ${missing[*]} (run as root to install them)" >&2
+    exit 1
+  fi
+  echo "install-deps: installing ${missing[*]}"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
-if [ "$(id -u)" -ne 0 ]; then
-  echo "install-deps: missing packages: ${missing[*]} (run as root to install them)" >&2
-  exit 1
-fi
-echo "install-deps: installing ${missing[*]}"
-export DEBIAN_FRONTEND=noninteractive
-apt-get update -qq
-apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
-exec "$npm_tools"
+
+# npm tools of the non-C++ checks, reinstalled only when the lock changed.
+exec "$(dirname "$0")/../tools/npm-ci.sh"

@@ -1,0 +1,101 @@
+{{/*
+Names, labels and the privilege profile shared by the templates.
+*/}}
+
+{{/* Chart name, overridable with nameOverride. */}}
+{{- define "sockdiag-exporter.name" -}}
+{{- default .Chart.Name .Values.nameOverride | trunc 63 | trimSuffix "-" }}
+{{- end }}
+
+{{/* Resource name: fullnameOverride, or release-name (once when the release name contains it). */}}
+{{- define "sockdiag-exporter.fullname" -}}
+{{- if .Values.fullnameOverride }}
+{{- .Values.fullnameOverride | trunc 63 | trimSuffix "-" }}
+{{- else }}
+{{- $name := default .Chart.Name .Values.nameOverride }}
+{{- if contains $name .Release.Name }}
+{{- .Release.Name | trunc 63 | trimSuffix "-" }}
+{{- else }}
+{{- printf "%s-%s" .Release.Name $name | trunc 63 | trimSuffix "-" }}
+{{- end }}
+{{- end }}
+{{- end }}
+
+{{/* Namespace of every resource. */}}
+{{- define "sockdiag-exporter.namespace" -}}
+{{- default .Release.Namespace .Values.namespaceOverride }}
+{{- end }}
+
+{{/* chart-version label value. */}}
+{{- define "sockdiag-exporter.chart" -}}
+{{- printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" | trunc 63 | trimSuffix "-" }}
+{{- end }}
+
+{{/* Labels that select the pods; never change them in an upgrade. */}}
+{{- define "sockdiag-exporter.selectorLabels" -}}
+app.kubernetes.io/name: {{ include "sockdiag-exporter.name" . }}
+app.kubernetes.io/instance: {{ .Release.Name }}
+{{- end }}
+
+{{/* Labels of every resource. */}}
+{{- define "sockdiag-exporter.labels" -}}
+helm.sh/chart: {{ include "sockdiag-exporter.chart" . }}
+{{ include "sockdiag-exporter.selectorLabels" . }}
+app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
+app.kubernetes.io/component: metrics
+app.kubernetes.io/part-of: {{ include "sockdiag-exporter.name" . }}
+app.kubernetes.io/managed-by: {{ .Release.Service }}
+{{- with .Values.commonLabels }}
+{{ toYaml . }}
+{{- end }}
+{{- end }}
+
+{{/* ServiceAccount name. */}}
+{{- define "sockdiag-exporter.serviceAccountName" -}}
+{{- if .Values.serviceAccount.create }}
+{{- default (include "sockdiag-exporter.fullname" .) .Values.serviceAccount.name }}
+{{- else }}
+{{- default "default" .Values.serviceAccount.name }}
+{{- end }}
+{{- end }}
+
+{{/* Image reference: [registry/]repository, then @digest or :tag (appVersion by default). */}}
+{{- define "sockdiag-exporter.image" -}}
+{{- $repo := .Values.image.repository }}
+{{- if .Values.image.registry }}
+{{- $repo = printf "%s/%s" .Values.image.registry .Values.image.repository }}
+{{- end }}
+{{- if .Values.image.digest }}
+{{- printf "%s@%s" $repo .Values.image.digest }}
+{{- else }}
+{{- printf "%s:%s" $repo (default .Chart.AppVersion .Values.image.tag) }}
+{{- end }}
+{{- end }}
+
+{{/*
+Capabilities the enabled features need, comma-separated and sorted; empty
+when none is needed:
+  conntrack.enabled  NET_ADMIN (ctnetlink dumps and stats)
+  netns.mode=pods    SYS_ADMIN (setns), SYS_PTRACE (other processes' /proc/PID/ns/net)
+plus extraCapabilities.
+*/}}
+{{- define "sockdiag-exporter.capabilities" -}}
+{{- $caps := list }}
+{{- if .Values.conntrack.enabled }}
+{{- $caps = append $caps "NET_ADMIN" }}
+{{- end }}
+{{- if eq .Values.netns.mode "pods" }}
+{{- $caps = concat $caps (list "SYS_ADMIN" "SYS_PTRACE") }}
+{{- end }}
+{{- $caps = concat $caps .Values.extraCapabilities }}
+{{- $caps | uniq | sortAlpha | join "," }}
+{{- end }}
+
+{{/* The metrics port: on the node with hostNetwork. */}}
+{{- define "sockdiag-exporter.listenAddress" -}}
+{{- if .Values.service.listenOnAllInterfaces }}
+{{- printf ":%d" (int .Values.service.targetPort) }}
+{{- else }}
+{{- printf "$(HOST_IP):%d" (int .Values.service.targetPort) }}
+{{- end }}
+{{- end }}

@@ -1,0 +1,230 @@
+// Validates rendered Kubernetes manifests without a cluster:
+//   * every document against the Kubernetes OpenAPI schemas (npm
+//     kubernetes-models) or the Prometheus Operator CRDs
+//     (@kubernetes-models/prometheus-operator);
+//   * every container running the sockdiag-exporter image against the
+//     privilege policy the Helm chart encodes (docs/kubernetes.md):
+//     drop ALL, add only NET_ADMIN (conntrack) / SYS_ADMIN + SYS_PTRACE (pods
+//     mode), uid 0 exactly when something is added (Kubernetes gives a
+//     non-root process no added capability), else runAsNonRoot; no privilege
+//     escalation, read-only root, seccomp RuntimeDefault, probes on /-/healthy
+//     and /-/ready at the listen port.
+// Unknown (misspelled) fields are not caught: the OpenAPI schemas allow them.
+//
+// Usage:
+//   node check-k8s-manifests.mjs FILE...             each must pass
+//   node check-k8s-manifests.mjs --bad DIR            each DIR/*.yaml must fail,
+//        with an error containing its "# expect: TEXT" line
+//   node check-k8s-manifests.mjs --chart-payloads CHART_DIR
+//        the PrometheusRule and dashboard ConfigMaps the chart builds from
+//        CHART_DIR/files (the same wrapping as its templates); nothing to
+//        check when files/ is empty
+// Exit 0 when all hold, 1 otherwise.
+import fs from 'node:fs';
+import path from 'node:path';
+import { parseAllDocuments, parse } from 'yaml';
+
+const IMAGE = /(^|\/)sockdiag-exporter([:@]|$)/;
+const FEATURE_CAPS = new Set(['NET_ADMIN', 'SYS_ADMIN', 'SYS_PTRACE']);
+
+async function modelFor(apiVersion, kind) {
+  if (typeof apiVersion !== 'string' || typeof kind !== 'string') return null;
+  const spec = apiVersion.startsWith('monitoring.coreos.com/')
+    ? `@kubernetes-models/prometheus-operator/${apiVersion}/${kind}`
+    : `kubernetes-models/${apiVersion}/${kind}`;
+  try {
+    const mod = await import(spec);
+    return mod[kind] ?? mod.default ?? null;
+  } catch {
+    return null;
+  }
+}
+
+async function schemaErrors(obj) {
+  const Model = await modelFor(obj?.apiVersion, obj?.kind);
+  if (!Model) return [`unknown apiVersion/kind ${obj?.apiVersion}/${obj?.kind}`];
+  try {
+    new Model(obj).validate();
+    return [];
+  } catch (e) {
+    if (!e.errors) throw e;
+    return e.errors.map((x) => `${x.instancePath || '/'} ${x.message}`);
+  }
+}
+
+function podSpecOf(obj) {
+  if (obj.kind === 'Pod') return obj.spec;
+  return obj.spec?.template?.spec;  // DaemonSet, Deployment, StatefulSet, Job
+}
+
+function listenPort(args) {
+  const flag = (args ?? []).find((a) => a.startsWith('--web.listen-address='));
+  const port = flag ? Number(flag.slice(flag.lastIndexOf(':') + 1)) : 10061;
+  return port;
+}
+
+function policyErrors(obj) {
+  const pod = podSpecOf(obj);
+  if (!pod) return [];
+  const errors = [];
+  for (const c of pod.containers ?? []) {
+    if (!IMAGE.test(c.image ?? '')) continue;
+    const where = `container ${c.name}`;
+    const sc = c.securityContext ?? {};
+    const psc = pod.securityContext ?? {};
+    const args = c.args ?? [];
+    const drop = sc.capabilities?.drop ?? [];
+    const add = sc.capabilities?.add ?? [];
+    if (!drop.includes('ALL')) errors.push(`${where}: capabilities.drop must include ALL`);
+    for (const cap of add) {
+      if (!FEATURE_CAPS.has(cap)) errors.push(`${where}: capability ${cap} is needed by no feature`);
+    }
+    if (sc.allowPrivilegeEscalation !== false) errors.push(`${where}: allowPrivilegeEscalation must be false`);
+    if (sc.readOnlyRootFilesystem !== true) errors.push(`${where}: readOnlyRootFilesystem must be true`);
+    if (sc.privileged === true) errors.push(`${where}: must not be privileged`);
+    const seccomp = sc.seccompProfile?.type ?? psc.seccompProfile?.type;
+    if (seccomp !== 'RuntimeDefault') errors.push(`${where}: seccompProfile must be RuntimeDefault`);
+
+    const uid = sc.runAsUser ?? psc.runAsUser;
+    const nonRoot = sc.runAsNonRoot ?? psc.runAsNonRoot;
+    if (add.length > 0 && uid !== 0) {
+      errors.push(`${where}: adds ${add.join(',')} but runs as uid ${uid ?? '(image default)'}: ` +
+        'a non-root process gets no added capability; run as uid 0');
+    }
+    if (add.length === 0 && (uid === 0 || uid === undefined || nonRoot !== true)) {
+      errors.push(`${where}: needs no capability, so must run as a non-root runAsUser with runAsNonRoot`);
+    }
+
+    const pods = args.includes('--netns.mode=pods');
+    const podsCaps = add.includes('SYS_ADMIN') && add.includes('SYS_PTRACE');
+    if (pods && (!podsCaps || pod.hostPID !== true)) {
+      errors.push(`${where}: --netns.mode=pods needs hostPID and SYS_ADMIN + SYS_PTRACE`);
+    }
+    if (!pods && (add.includes('SYS_ADMIN') || add.includes('SYS_PTRACE') || pod.hostPID === true)) {
+      errors.push(`${where}: SYS_ADMIN/SYS_PTRACE/hostPID without --netns.mode=pods`);
+    }
+    const conntrackOff = args.includes('--no-collector.conntrack') &&
+      args.includes('--no-collector.conntrack_table');
+    if (!add.includes('NET_ADMIN') && !conntrackOff) {
+      errors.push(`${where}: without NET_ADMIN pass --no-collector.conntrack and ` +
+        '--no-collector.conntrack_table (else the collectors fail every poll)');
+    }
+    if (add.includes('NET_ADMIN') && conntrackOff) {
+      errors.push(`${where}: NET_ADMIN with the conntrack collectors off is needed by nothing`);
+    }
+
+    const port = listenPort(args);
+    const named = (c.ports ?? []).find((p) => p.containerPort === port);
+    if (!named) errors.push(`${where}: no containerPort ${port} (the --web.listen-address port)`);
+    for (const [probe, want] of [['livenessProbe', '/-/healthy'], ['readinessProbe', '/-/ready']]) {
+      const get = c[probe]?.httpGet;
+      const probePort = typeof get?.port === 'string'
+        ? (c.ports ?? []).find((p) => p.name === get.port)?.containerPort : get?.port;
+      if (get?.path !== want || probePort !== port) {
+        errors.push(`${where}: ${probe} must be GET ${want} on port ${port}`);
+      }
+    }
+  }
+  return errors;
+}
+
+async function checkDocuments(file, text) {
+  const problems = [];
+  const docs = parseAllDocuments(text);
+  let n = 0;
+  for (const doc of docs) {
+    if (doc.errors.length) { problems.push(`${file}: ${doc.errors[0].message}`); continue; }
+    const obj = doc.toJS();
+    if (obj === null) continue;
+    n++;
+    const name = `${obj.kind}/${obj.metadata?.name}`;
+    for (const e of await schemaErrors(obj)) problems.push(`${file}: ${name}: ${e}`);
+    for (const e of policyErrors(obj)) problems.push(`${file}: ${name}: ${e}`);
+  }
+  return { problems, count: n };
+}
+
+// The chart's PrometheusRule and dashboard ConfigMaps, built from files/ the
+// way templates/prometheusrule.yaml and templates/dashboards-configmap.yaml do.
+function chartPayloads(chartDir) {
+  const out = [];
+  const files = path.join(chartDir, 'files');
+  const alerts = path.join(files, 'alerts.yaml');
+  if (fs.existsSync(alerts)) {
+    out.push({
+      file: alerts,
+      obj: {
+        apiVersion: 'monitoring.coreos.com/v1', kind: 'PrometheusRule',
+        metadata: { name: 'sockdiag-exporter', namespace: 'monitoring' },
+        spec: parse(fs.readFileSync(alerts, 'utf8')),
+      },
+    });
+  }
+  const dashDir = path.join(files, 'dashboards');
+  const jsons = fs.existsSync(dashDir) ? fs.readdirSync(dashDir).filter((f) => f.endsWith('.json')).sort() : [];
+  for (const f of jsons) {
+    const text = fs.readFileSync(path.join(dashDir, f), 'utf8');
+    const name = `sockdiag-exporter-${f.replace(/\.json$/, '').toLowerCase().replaceAll('_', '-')}`.slice(0, 63);
+    out.push({
+      file: path.join(dashDir, f),
+      text,
+      obj: {
+        apiVersion: 'v1', kind: 'ConfigMap',
+        metadata: { name, namespace: 'monitoring', labels: { grafana_dashboard: '1' } },
+        data: { [f]: text },
+      },
+    });
+  }
+  return out;
+}
+
+const argv = process.argv.slice(2);
+const problems = [];
+let summary;
+if (argv[0] === '--bad') {
+  const dir = argv[1];
+  const files = fs.readdirSync(dir).filter((f) => f.endsWith('.yaml')).sort();
+  for (const f of files) {
+    const text = fs.readFileSync(path.join(dir, f), 'utf8');
+    const expect = /^# expect: (.+)$/m.exec(text)?.[1];
+    if (!expect) { problems.push(`${f}: no "# expect: TEXT" line`); continue; }
+    const { problems: found } = await checkDocuments(f, text);
+    if (found.length === 0) problems.push(`${f}: accepted, but must be rejected (${expect})`);
+    else if (!found.some((e) => e.includes(expect))) {
+      problems.push(`${f}: rejected for another reason: ${found.join('; ')} (want "${expect}")`);
+    }
+  }
+  summary = `${files.length} bad manifests rejected`;
+} else if (argv[0] === '--chart-payloads') {
+  const payloads = chartPayloads(argv[1]);
+  for (const { file, obj, text } of payloads) {
+    for (const e of await schemaErrors(obj)) problems.push(`${file}: ${obj.kind}: ${e}`);
+    if (text !== undefined) {
+      try { JSON.parse(text); } catch (e) { problems.push(`${file}: not JSON: ${e.message}`); }
+      // The API server's limit for one ConfigMap; client-side kubectl apply
+      // also stores the object in a 256 KiB annotation.
+      if (Buffer.byteLength(text) > 1024 * 1024) problems.push(`${file}: larger than a ConfigMap can hold (1 MiB)`);
+      if (!/^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/.test(obj.metadata.name)) {
+        problems.push(`${file}: ConfigMap name ${obj.metadata.name} is not a DNS label`);
+      }
+    }
+  }
+  summary = payloads.length
+    ? `${payloads.length} chart payload(s) valid as PrometheusRule/ConfigMap`
+    : 'no chart payloads in files/ yet: nothing to check';
+} else {
+  if (argv.length === 0) {
+    console.error('usage: node check-k8s-manifests.mjs FILE... | --bad DIR | --chart-payloads CHART_DIR');
+    process.exit(2);
+  }
+  let count = 0;
+  for (const f of argv) {
+    const r = await checkDocuments(f, fs.readFileSync(f, 'utf8'));
+    problems.push(...r.problems);
+    count += r.count;
+  }
+  summary = `${count} manifests in ${argv.length} file(s) valid`;
+}
+for (const p of problems) console.log(p);
+console.log(problems.length ? `${problems.length} problem(s)` : summary);
+process.exit(problems.length ? 1 : 0);
