@@ -17,6 +17,7 @@
 ARG DEBIAN_RELEASE=bookworm
 
 FROM debian:${DEBIAN_RELEASE} AS build
+ARG REVISION=unknown
 RUN apt-get update \
     && apt-get install -y --no-install-recommends \
         g++ cmake ninja-build pkg-config \
@@ -28,6 +29,7 @@ COPY cmake/ cmake/
 COPY include/ include/
 COPY src/ src/
 RUN cmake -S . -B /build -G Ninja -DCMAKE_BUILD_TYPE=Release -DBUILD_TESTING=OFF \
+        -DSOCKDIAG_BUILD_BENCH=OFF -DSOCKDIAG_REVISION="${REVISION}" \
     && cmake --build /build \
     && install -D -m 0755 -s /build/src/sockdiag_exporter /out/sockdiag_exporter
 

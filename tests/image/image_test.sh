@@ -132,10 +132,9 @@ if [ -e "$mnt/usr/bin/g++" ] || [ -e "$mnt/usr/include/prometheus" ]; then
 fi
 cp "$mnt/usr/bin/sockdiag_exporter" "$work/exporter"
 podman image unmount "$image" >/dev/null
-# The binary's own revision comes from git at configure time, which the build
-# context does not carry: only the version is checked.
-podman run --rm "$image" --version | grep -q "^sockdiag_exporter version " ||
-  fail "the image's --version does not answer"
+# The build context carries no .git: the revision comes in as a build arg.
+podman run --rm "$image" --version | grep -q "^sockdiag_exporter version .*(revision $revision)" ||
+  fail "the image's --version does not name revision $revision"
 
 # --- 3. Why not file capabilities -----------------------------------------
 # Kubernetes gives a non-root container no usable added capability (only the

@@ -37,3 +37,12 @@ TEST_CASE("no pod UID outside kubepods or in malformed paths", "[netns]") {
   CHECK_FALSE(ParsePodUid("0::/kubepods/pod0f6a3c1e-2b7d-4e8f-9a10-b2c3d4e5f607x/c\n").has_value());
   CHECK_FALSE(ParsePodUid("").has_value());
 }
+
+TEST_CASE("pod UID from a path relative to a private cgroup namespace", "[netns]") {
+  // Inside a container with its own cgroup namespace, paths outside it show
+  // as "/../..".
+  const char* text =
+      "0::/../../kubepods-besteffort-pod7c9e2d4a_1b3f_4c5d_8e6f_a0b1c2d3e4f5.slice/"
+      "cri-containerd-3f2e1d.scope\n";
+  CHECK(ParsePodUid(text).value() == "7c9e2d4a-1b3f-4c5d-8e6f-a0b1c2d3e4f5");
+}
