@@ -182,31 +182,34 @@ std::vector<Fd> MakeCloseWait(int listener, const Endpoint& to, int n,
   return servers;
 }
 
-void MakeClientTimeWait(int listener, const Endpoint& to, int n, const std::string& from_host) {
+namespace {
+
+// n connections; the side that closes first owns TIME_WAIT. Waits for the
+// FIN to reach the other side (read returns 0) before closing it.
+void MakeTimeWait(int listener, const Endpoint& to, int n, const std::string& from_host,
+                  bool client_first) {
   for (int i = 0; i < n; ++i) {
     Fd c = Connect(to, from_host);
     Fd s = Accept(listener);
-    c.reset();  // Client closes first: it will own TIME_WAIT.
-    // Wait for the FIN to reach the server (read returns 0), then close it.
-    pollfd p{s.get(), POLLIN, 0};
+    Fd& first = client_first ? c : s;
+    Fd& second = client_first ? s : c;
+    first.reset();
+    pollfd p{second.get(), POLLIN, 0};
     REQUIRE(poll(&p, 1, 5000) == 1);
     char b;
-    REQUIRE(read(s.get(), &b, 1) == 0);
-    s.reset();
+    REQUIRE(read(second.get(), &b, 1) == 0);
+    second.reset();
   }
 }
 
+}  // namespace
+
+void MakeClientTimeWait(int listener, const Endpoint& to, int n, const std::string& from_host) {
+  MakeTimeWait(listener, to, n, from_host, /*client_first=*/true);
+}
+
 void MakeServerTimeWait(int listener, const Endpoint& to, int n, const std::string& from_host) {
-  for (int i = 0; i < n; ++i) {
-    Fd c = Connect(to, from_host);
-    Fd s = Accept(listener);
-    s.reset();  // Server closes first: it will own TIME_WAIT.
-    pollfd p{c.get(), POLLIN, 0};
-    REQUIRE(poll(&p, 1, 5000) == 1);
-    char b;
-    REQUIRE(read(c.get(), &b, 1) == 0);
-    c.reset();
-  }
+  MakeTimeWait(listener, to, n, from_host, /*client_first=*/false);
 }
 
 int SsCount(const std::string& state_filter, const std::string& extra) {

@@ -13,28 +13,35 @@ namespace {
 
 using Expected = std::map<std::pair<std::string, std::string>, double>;  // (family, state)
 
-bool Matches(const Scrape& s, const Expected& want) {
+constexpr const char* kStates[] = {"established", "syn_sent", "syn_recv",   "fin_wait1",
+                                   "fin_wait2",   "time_wait", "close",      "close_wait",
+                                   "last_ack",    "listen",    "closing"};
+
+// Calls check(family, state, got, want) for every family and state.
+template <typename Check>
+void ForEachCount(const Scrape& s, const Expected& want, Check check) {
   for (const char* fam : {"ipv4", "ipv6"}) {
-    for (const char* st : {"established", "syn_sent", "syn_recv", "fin_wait1", "fin_wait2",
-                           "time_wait", "close", "close_wait", "last_ack", "listen", "closing"}) {
+    for (const char* st : kStates) {
       auto it = want.find({fam, st});
-      double expect = it == want.end() ? 0 : it->second;
-      if (s.Value("sockdiag_tcp_sockets", {{"family", fam}, {"state", st}}) != expect) return false;
+      const double expect = it == want.end() ? 0 : it->second;
+      check(fam, st, s.Value("sockdiag_tcp_sockets", {{"family", fam}, {"state", st}}), expect);
     }
   }
-  return true;
+}
+
+bool Matches(const Scrape& s, const Expected& want) {
+  bool all = true;
+  ForEachCount(s, want, [&](const char*, const char*, double got, double expect) {
+    all = all && got == expect;
+  });
+  return all;
 }
 
 void RequireCounts(const Scrape& s, const Expected& want) {
-  for (const char* fam : {"ipv4", "ipv6"}) {
-    for (const char* st : {"established", "syn_sent", "syn_recv", "fin_wait1", "fin_wait2",
-                           "time_wait", "close", "close_wait", "last_ack", "listen", "closing"}) {
-      auto it = want.find({fam, st});
-      double expect = it == want.end() ? 0 : it->second;
-      INFO("family=" << fam << " state=" << st);
-      CHECK(s.Value("sockdiag_tcp_sockets", {{"family", fam}, {"state", st}}) == expect);
-    }
-  }
+  ForEachCount(s, want, [](const char* fam, const char* st, double got, double expect) {
+    INFO("family=" << fam << " state=" << st);
+    CHECK(got == expect);
+  });
 }
 
 }  // namespace
