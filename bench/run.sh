@@ -14,4 +14,4 @@ fi
 echo "# $(date -u +%F) $(uname -r), $(nproc) cores, $(prometheus-node-exporter --version 2>&1 | head -1)"
 exec unshare -n sh -c 'ip link set lo up && exec "$@"' _ \
   "$bench" --exporter="$bin" --node-exporter="$(command -v prometheus-node-exporter)" \
-  --sizes=10000,100000,1000000 "$@"
+  --sizes=10000,100000,1000000 --netns=100x1000 "$@"

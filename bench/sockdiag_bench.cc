@@ -20,6 +20,9 @@
 #include <linux/sock_diag.h>
 #include <netinet/in.h>
 #include <poll.h>
+#include <sched.h>
+#include <sys/mount.h>
+#include <sys/stat.h>
 #include <signal.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
@@ -260,12 +263,96 @@ long RssKiB(pid_t pid) {
   return -1;
 }
 
+// Pods mode: `count` namespaces of `per_ns` client TIME_WAIT sockets each,
+// polled by the real Poller (setns into each, sockets+sysctl+netstat+ports)
+// against the sum of one raw dump per namespace.
+void NetnsBench(int count, size_t per_ns, int repeat) {
+  // Private mount namespace: the bind mounts that keep the namespaces alive
+  // vanish with this process.
+  if (unshare(CLONE_NEWNS) != 0) Die("unshare(CLONE_NEWNS)");
+  if (mount(nullptr, "/", nullptr, MS_REC | MS_PRIVATE, nullptr) != 0) Die("mount private");
+  char dir[] = "/tmp/sockdiag-bench-netns-XXXXXX";
+  if (mkdtemp(dir) == nullptr) Die("mkdtemp");
+  const std::string run_dir = std::string(dir) + "/run", fake_proc = std::string(dir) + "/proc";
+  mkdir(run_dir.c_str(), 0755);
+  mkdir(fake_proc.c_str(), 0755);
+  // A procfs root without pid directories: discovery sees only run_dir.
+  for (const char* link : {"sys", "thread-self", "self"}) {
+    if (symlink((std::string("/proc/") + link).c_str(), (fake_proc + "/" + link).c_str()) != 0) {
+      Die("symlink");
+    }
+  }
+  const int self = open("/proc/thread-self/ns/net", O_RDONLY | O_CLOEXEC);
+  std::vector<int> ns_fds, listeners;
+  for (int i = 0; i < count; ++i) {
+    if (unshare(CLONE_NEWNET) != 0) Die("unshare(CLONE_NEWNET)");
+    if (system("ip link set lo up") != 0) Die("ip link");
+    const std::string path = run_dir + "/ns" + std::to_string(i);
+    close(open(path.c_str(), O_CREAT | O_WRONLY, 0644));
+    if (mount("/proc/thread-self/ns/net", path.c_str(), nullptr, MS_BIND, nullptr) != 0) {
+      Die("bind mount");
+    }
+    ns_fds.push_back(open(path.c_str(), O_RDONLY | O_CLOEXEC));
+    const int l = ListenOn(0x7f000002u, 9000);
+    listeners.push_back(l);
+    for (size_t k = 0; k < per_ns; ++k) {
+      int c = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+      sockaddr_in a = Addr(0x7f000002u, 9000);
+      if (connect(c, reinterpret_cast<sockaddr*>(&a), sizeof(a)) != 0) Die("connect");
+      int sv = accept4(l, nullptr, nullptr, SOCK_CLOEXEC);
+      close(c);
+      pollfd p{sv, POLLIN, 0};
+      poll(&p, 1, 1000);
+      close(sv);
+    }
+    if (setns(self, CLONE_NEWNET) != 0) Die("setns back");
+  }
+
+  Config config;
+  if (!ParseFlags({"--netns.mode=pods", "--netns.max=100000", "--path.procfs=" + fake_proc,
+                   "--netns.run-dir=" + run_dir, "--no-collector.conntrack",
+                   "--no-collector.conntrack_table"},
+                  &config)
+           .ok()) {
+    Die("flags");
+  }
+  Poller poller(config);
+  poller.PollOnce();  // Opens one sock_diag socket per namespace.
+  std::vector<double> floor, ours;
+  size_t messages = 0;
+  for (int r = 0; r < repeat; ++r) {
+    double sum = 0;
+    for (int fd : ns_fds) {
+      const double t0 = ThreadCpu();
+      if (setns(fd, CLONE_NEWNET) != 0) Die("setns");
+      size_t m = 0;
+      FloorDump(&m);
+      messages += m;
+      if (setns(self, CLONE_NEWNET) != 0) Die("setns back");
+      sum += ThreadCpu() - t0;
+    }
+    floor.push_back(sum);
+    const double t0 = ThreadCpu();
+    poller.PollOnce();
+    ours.push_back(ThreadCpu() - t0);
+  }
+  const double f = Median(floor), o = Median(ours);
+  std::printf("\n| namespaces x sockets | sum of raw dumps CPU | pods-mode poll CPU | ratio |\n");
+  std::printf("|---:|---:|---:|---:|\n");
+  std::printf("| %d x %zu (%zu messages per pass) | %.2f ms | %.2f ms | %.2fx |\n", count, per_ns,
+              messages / static_cast<size_t>(repeat), f * 1e3, o * 1e3, o / f);
+  for (int fd : ns_fds) close(fd);
+  for (int fd : listeners) close(fd);
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
   std::vector<size_t> sizes = {10000, 100000};
   int repeat = 7;
   std::string exporter_bin, node_exporter_bin;
+  int netns_count = 0;
+  size_t netns_sockets = 0;
   for (int i = 1; i < argc; ++i) {
     std::string a = argv[i];
     if (a.rfind("--sizes=", 0) == 0) {
@@ -279,10 +366,14 @@ int main(int argc, char** argv) {
       exporter_bin = a.substr(11);
     } else if (a.rfind("--node-exporter=", 0) == 0) {
       node_exporter_bin = a.substr(16);
+    } else if (a.rfind("--netns=", 0) == 0) {  // COUNTxSOCKETS, e.g. 100x1000
+      const std::string v = a.substr(8);
+      netns_count = std::stoi(v.substr(0, v.find('x')));
+      netns_sockets = std::stoul(v.substr(v.find('x') + 1));
     } else if (a.rfind("--repeat=", 0) == 0) {
       repeat = std::stoi(a.substr(9));
     } else {
-      std::fprintf(stderr, "usage: sockdiag_bench [--sizes=N,N] [--repeat=N]\n");
+      std::fprintf(stderr, "usage: sockdiag_bench [--sizes=N,N] [--repeat=N] [--netns=COUNTxSOCKETS]\n");
       return 2;
     }
   }
@@ -350,5 +441,6 @@ int main(int argc, char** argv) {
                 Median(ss) * 1e3, node_cpu.c_str(), rss.c_str());
     std::fflush(stdout);
   }
+  if (netns_count > 0) NetnsBench(netns_count, netns_sockets, repeat);
   return 0;
 }
