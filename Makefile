@@ -5,19 +5,25 @@ PRESET ?= dev
 BUILD_DIR := build/$(PRESET)
 ARGS ?=
 
-.PHONY: all deps build run test check asan fuzz-build release bench clean
+.PHONY: all deps deps-run build run test check asan fuzz-build release bench clean
 
 all: build
 
 deps:
 	@scripts/install-deps.sh
 
+deps-run:
+	@scripts/install-deps.sh run
+
 build: deps
 	@cmake --preset $(PRESET) >/dev/null
 	@cmake --build --preset $(PRESET)
 
 # Starts the exporter in the foreground on :10061 (host network namespace).
-run: build
+# Installs and builds only what running needs (no test tools).
+run: deps-run
+	@cmake --preset $(PRESET) >/dev/null
+	@cmake --build --preset $(PRESET) --target sockdiag_exporter
 	$(BUILD_DIR)/src/sockdiag_exporter $(ARGS)
 
 # The whole suite: unit and kernel tests under ASan+UBSan first, then every

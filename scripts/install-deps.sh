@@ -1,12 +1,16 @@
 #!/usr/bin/env bash
-# Installs what the build, the tests and `make run` need, only what is
-# missing: Debian 12 packages (apt-get, needs root), then the npm tools of
-# the non-C++ checks (tools/package-lock.json). Nothing else is downloaded.
+# Installs what is missing, only that: Debian 12 packages (apt-get, needs
+# root), then the npm tools of the non-C++ checks (tools/package-lock.json).
+# Nothing else is downloaded.
+#   install-deps.sh        everything `make test` needs
+#   install-deps.sh run    only what building and running need (`make run`)
 set -euo pipefail
+mode=${1:-test}
 
 # Build (clang + compiler-rt for the libFuzzer targets).
 packages=(g++ clang libclang-rt-14-dev cmake ninja-build pkg-config make git
           prometheus-cpp-dev libcivetweb-dev libmnl-dev catch2)
+if [ "$mode" = test ]; then
 # Tests: iproute2 (ip, ss), nftables and conntrack for conntrack tests,
 # prometheus (promtool + server) for exposition and end-to-end checks, curl.
 packages+=(iproute2 nftables conntrack prometheus curl libcap2-bin procps)
@@ -19,6 +23,7 @@ command -v npm >/dev/null || packages+=(nodejs npm)
 # the Dockerfile with runc; debootstrap makes the Debian base images, since no
 # container registry is reachable.
 packages+=(podman buildah runc debootstrap)
+fi
 
 missing=()
 for p in "${packages[@]}"; do
@@ -36,4 +41,5 @@ if [ ${#missing[@]} -gt 0 ]; then
 fi
 
 # npm tools of the non-C++ checks, reinstalled only when the lock changed.
+[ "$mode" = test ] || exit 0
 exec "$(dirname "$0")/../tools/npm-ci.sh"
