@@ -365,7 +365,9 @@ std::string UsageText(std::string_view program) {
   std::string out = "usage: " + std::string(program) + " [<flags>]\n" +
                     "       " + std::string(program) + " diagnose [<flags>]\n\n" +
                     "Prometheus exporter for TCP socket states, ephemeral-port pressure per "
-                    "destination, conntrack and the sysctls behind them.\n\nFlags:\n";
+                    "destination, conntrack and the sysctls behind them.\n" +
+                    "One-shot report of one network namespace: " + std::string(program) +
+                    " diagnose --help\n\nFlags:\n";
   auto line = [&out](const std::string& left, const std::string& help) {
     out += "  " + left;
     out += left.size() < 38 ? std::string(38 - left.size(), ' ') : std::string("\n" + std::string(40, ' '));

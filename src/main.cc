@@ -1,4 +1,5 @@
 // sockdiag_exporter: flags -> Config -> Poller -> WebServer; nothing else.
+// `sockdiag_exporter diagnose ...` runs the one-shot report instead.
 
 #include <signal.h>
 
@@ -7,6 +8,7 @@
 #include <string>
 #include <vector>
 
+#include "sockdiag/diagnose.h"
 #include "sockdiag/flags.h"
 #include "sockdiag/log.h"
 #include "sockdiag/poller.h"
@@ -26,6 +28,9 @@ int main(int argc, char** argv) {
   using namespace sockdiag;
   const char* program = "sockdiag_exporter";
   std::vector<std::string> args(argv + 1, argv + argc);
+  if (!args.empty() && args[0] == "diagnose") {
+    return RunDiagnose(program, std::vector<std::string>(args.begin() + 1, args.end()));
+  }
 
   Config config;
   auto action = ParseFlags(args, &config);
