@@ -21,13 +21,22 @@ constexpr int kMaxDepth = 32;
 constexpr size_t kMaxNodes = 100000;
 constexpr size_t kMaxFileBytes = 1 << 20;
 
+struct Entry;
+
 struct Node {
   enum Kind { kScalar, kSequence, kMapping } kind = kScalar;
-  std::string value;                           // kScalar
-  bool plain = false;                          // Unquoted scalar: may be null or bool.
-  size_t line = 0;                             // 1-based.
-  std::vector<Node> items;                     // kSequence
-  std::vector<std::pair<Node, Node>> entries;  // kMapping
+  std::string value;           // kScalar
+  bool plain = false;          // Unquoted scalar: may be null or bool.
+  size_t line = 0;             // 1-based.
+  std::vector<Node> items;     // kSequence
+  std::vector<Entry> entries;  // kMapping
+};
+
+// A mapping's key and value (a named struct: std::pair<Node, Node> cannot
+// be instantiated while Node is incomplete with every standard library).
+struct Entry {
+  Node key;
+  Node value;
 };
 
 Status Fail(size_t line, const std::string& msg) {
@@ -107,10 +116,10 @@ Status BuildTree(std::string_view text, Node* root) {
       top.has_key = true;
       return &top.key;
     }
-    top.node->entries.emplace_back(std::move(top.key), std::move(n));
+    top.node->entries.push_back(Entry{std::move(top.key), std::move(n)});
     top.has_key = false;
     top.key = Node();
-    return &top.node->entries.back().second;
+    return &top.node->entries.back().value;
   };
 
   for (;;) {

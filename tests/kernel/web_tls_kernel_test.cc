@@ -326,3 +326,19 @@ TEST_CASE("listen address: IPv6 needs TLS (this CivetWeb has no IPv6), the termi
             .body.find("sockdiag_build_info{") != std::string::npos);
   CHECK(Curl({"--cacert", pki / "ca.crt", kBase + "/-/healthy"}).exit_code == 7);  // Not IPv4.
 }
+
+TEST_CASE("web config: rate_limit answers 429 beyond the burst, before any password check",
+          "[kernel][web][auth]") {
+  EnterFreshNetns();
+  TempDir dir;
+  WriteFile(dir / "web.yml", "basic_auth_users:\n  prometheus: " + BcryptHash("pw", 10) +
+                                 "\nrate_limit:\n  interval: 1m\n  burst: 3\n");
+  ExporterProcess exporter({"--web.config.file=" + (dir / "web.yml")});
+  REQUIRE(WaitUntil([&] { return HttpGet(exporter.port(), "/-/healthy").status == 200; }));
+  // One token was spent above; two left in this minute.
+  CHECK(Curl({"-u", "prometheus:pw", "http://127.0.0.1:10061/metrics"}).http_code == 200);
+  CHECK(Curl({"-u", "prometheus:bad", "http://127.0.0.1:10061/metrics"}).http_code == 401);
+  CurlResult limited = Curl({"-u", "prometheus:pw", "http://127.0.0.1:10061/metrics"});
+  CHECK(limited.http_code == 429);
+  CHECK(limited.body.find("sockdiag_") == std::string::npos);
+}
