@@ -4,7 +4,8 @@
 # Run:    see docs/kubernetes.md; the Helm chart is in helm/sockdiag-exporter.
 #
 # Stage 1 builds with Debian's -dev packages; stage 2 carries only the
-# binary and the shared libraries it links (prometheus-cpp, CivetWeb, libmnl).
+# binary and the shared libraries it links (prometheus-cpp, CivetWeb, libmnl,
+# OpenSSL for the TLS terminator, libyaml for the web config, libxcrypt).
 #
 # Privileges: the image runs as nobody (65534) and the binary carries no file
 # capabilities. Sockets, sysctls and TCP counters need no capability at all.
@@ -22,6 +23,7 @@ RUN apt-get update \
     && apt-get install -y --no-install-recommends \
         g++ cmake ninja-build pkg-config \
         prometheus-cpp-dev libcivetweb-dev libmnl-dev \
+        libssl-dev libyaml-dev libcrypt-dev \
     && rm -rf /var/lib/apt/lists/*
 WORKDIR /src
 COPY CMakeLists.txt ./
@@ -44,6 +46,7 @@ LABEL org.opencontainers.image.title="sockdiag_exporter" \
 RUN apt-get update \
     && apt-get install -y --no-install-recommends \
         libprometheus-cpp-pull1.0 libprometheus-cpp-core1.0 libcivetweb1 libmnl0 \
+        libssl3 libyaml-0-2 libcrypt1 \
     && rm -rf /var/lib/apt/lists/*
 COPY --from=build /out/sockdiag_exporter /usr/bin/sockdiag_exporter
 USER 65534:65534

@@ -10,10 +10,16 @@ mode=${1:-test}
 # Build (clang + compiler-rt for the libFuzzer targets).
 packages=(g++ clang libclang-rt-14-dev cmake ninja-build pkg-config make git
           prometheus-cpp-dev libcivetweb-dev libmnl-dev catch2)
+# Web: the TLS terminator (OpenSSL 3), the web config file (libyaml), bcrypt
+# for basic auth (libxcrypt).
+packages+=(libssl-dev libyaml-dev libcrypt-dev)
 if [ "$mode" = test ]; then
 # Tests: iproute2 (ip, ss), nftables and conntrack for conntrack tests,
 # prometheus (promtool + server) for exposition and end-to-end checks, curl.
 packages+=(iproute2 nftables conntrack prometheus curl libcap2-bin procps)
+# Web tests: throwaway CAs and certificates (openssl), load (wrk), reduced
+# capabilities (setpriv, in util-linux).
+packages+=(openssl wrk util-linux)
 # Monitoring and packaging checks: python3 + python3-yaml for the dashboard,
 # alert and population scripts; yamllint for chart values and manifests;
 # Node.js and npm (only if absent) for the npm tools in tools/.

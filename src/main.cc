@@ -8,6 +8,7 @@
 #include <string>
 #include <vector>
 
+#include "sockdiag/caps.h"
 #include "sockdiag/diagnose.h"
 #include "sockdiag/flags.h"
 #include "sockdiag/log.h"
@@ -53,8 +54,12 @@ int main(int argc, char** argv) {
   pthread_sigmask(SIG_BLOCK, &stop_signals, nullptr);
   signal(SIGPIPE, SIG_IGN);
 
+  auto effective = EffectiveCapabilities();
+  const CapabilityReport caps =
+      MakeCapabilityReport(effective.ok() ? effective.value() : 0, LastCapability(), config);
+
   Poller poller(config);
-  auto web = WebServer::Start(config, &poller);
+  auto web = WebServer::Start(config, &poller, CapabilityFamilies(caps));
   if (!web.ok()) return Usage(program, web.status());
 
   std::string collectors;
@@ -64,7 +69,9 @@ int main(int argc, char** argv) {
        {"revision", kRevision},
        {"address", config.listen_address},
        {"port", std::to_string(web.value()->port())},
+       {"tls", web.value()->tls() ? "true" : "false"},
        {"collectors", collectors}});
+  LogCapabilityReport(caps);
   poller.Start();
 
   int sig = 0;

@@ -417,6 +417,9 @@ TEST_CASE("without CAP_NET_ADMIN the conntrack collectors fail once and the rest
   while (std::getline(in, line)) {
     if (line.find("level=error") != std::string::npos) errors++;
     if (line.find("level=warn") == std::string::npos) continue;
+    // The start-up capability report warns about held capabilities nothing
+    // needs (this run keeps every other one): not a collector warning.
+    if (line.find("unneeded=") != std::string::npos) continue;
     if (line.find("collector=conntrack ") != std::string::npos) warn_conntrack++;
     if (line.find("collector=conntrack_table ") != std::string::npos) warn_table++;
     CHECK(line.find("CAP_NET_ADMIN") != std::string::npos);
