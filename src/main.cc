@@ -1,6 +1,7 @@
 // sockdiag_exporter: flags -> Config -> Poller -> WebServer; nothing else.
 // `sockdiag_exporter diagnose ...` runs the one-shot report instead.
 
+#include <malloc.h>
 #include <signal.h>
 
 #include <cstdio>
@@ -45,6 +46,15 @@ int main(int argc, char** argv) {
     return 0;
   }
   SetLogOptions(config.log_level, config.log_format);
+
+  // glibc gives threads that allocate at the same time their own malloc
+  // arenas (up to 8 per core) and each arena keeps what is freed in it. With
+  // CivetWeb's worker pool serving concurrent scrapes (each building a body,
+  // maybe a gzip state), RSS then wanders by MiBs as arenas fill and fragment
+  // although the memory in use is flat (bench/README.md, "Soak"), and grows
+  // with the node's core count. Two arenas serve a few concurrent scrapes
+  // without contention. MALLOC_ARENA_MAX in the environment still wins.
+  if (std::getenv("MALLOC_ARENA_MAX") == nullptr) mallopt(M_ARENA_MAX, 2);
 
   // Block the stop signals in every thread; main waits for them below.
   sigset_t stop_signals;
