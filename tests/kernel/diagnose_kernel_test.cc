@@ -82,39 +82,6 @@ RunResult Diagnose(std::vector<std::string> flags) {
   return RunExporter(flags, std::chrono::seconds(20));
 }
 
-// A named namespace (ip netns add), deleted on destruction.
-class NamedNetns {
- public:
-  NamedNetns() : name_("sdtest-diag-" + std::to_string(getpid())) {
-    (void)std::system(("ip netns del " + name_ + " 2>/dev/null").c_str());
-    REQUIRE(std::system(("ip netns add " + name_).c_str()) == 0);
-    REQUIRE(std::system(("ip -n " + name_ + " link set lo up").c_str()) == 0);
-  }
-  ~NamedNetns() { (void)std::system(("ip netns del " + name_ + " 2>/dev/null").c_str()); }
-  std::string path() const { return "/var/run/netns/" + name_; }
-  uint64_t inode() const {
-    struct stat st;
-    REQUIRE(stat(path().c_str(), &st) == 0);
-    return st.st_ino;
-  }
-  // Runs fn with the calling thread inside the namespace.
-  template <typename Fn>
-  void Run(Fn fn) {
-    const int self = open("/proc/thread-self/ns/net", O_RDONLY | O_CLOEXEC);
-    const int target = open(path().c_str(), O_RDONLY | O_CLOEXEC);
-    REQUIRE(self >= 0);
-    REQUIRE(target >= 0);
-    REQUIRE(setns(target, CLONE_NEWNET) == 0);
-    fn();
-    REQUIRE(setns(self, CLONE_NEWNET) == 0);
-    close(target);
-    close(self);
-  }
-
- private:
-  std::string name_;
-};
-
 // Field case 1 at small scale: 470 client TIME_WAIT toward 127.0.0.2:3306
 // with 500 usable ports and no TIME_WAIT reuse: 94% of the ports blocked.
 void MakeCase1(std::vector<Fd>* keep) {
@@ -264,7 +231,7 @@ TEST_CASE("diagnose: a healthy namespace exits 0", "[kernel][diagnose]") {
 
 TEST_CASE("diagnose --netns enters a namespace by path and by pid", "[kernel][diagnose]") {
   EnterFreshNetns();  // Ours stays empty: everything reported must come from the other one.
-  NamedNetns ns;
+  NamedNetns ns("diag");
   std::vector<Fd> keep;
   ns.Run([&] { MakeCase1(&keep); });
 
@@ -276,7 +243,7 @@ TEST_CASE("diagnose --netns enters a namespace by path and by pid", "[kernel][di
   INFO(by_path.out << by_path.err);
   CHECK(by_path.exit_code == 1);
   CHECK(JsonValue(by_path.out, "d['target']") == "\"network namespace " + ns.path() + "\"");
-  CHECK(JsonValue(by_path.out, "d['netns_inode']") == std::to_string(ns.inode()));
+  CHECK(JsonValue(by_path.out, "d['netns_inode']") == ns.inode());
   CHECK(JsonValue(by_path.out, "d['destinations'][0]['ports_held']") == "470");
   CHECK(JsonValue(by_path.out, "d['ephemeral_ports']['usable']") == "500");
   // Net files come from thread-self/net inside it: the netstat collector
@@ -297,7 +264,7 @@ TEST_CASE("diagnose --netns enters a namespace by path and by pid", "[kernel][di
   const std::string child_ns = "/proc/" + std::to_string(child) + "/ns/net";
   REQUIRE(WaitUntil([&] {
     struct stat st;
-    return stat(child_ns.c_str(), &st) == 0 && st.st_ino == ns.inode();
+    return stat(child_ns.c_str(), &st) == 0 && std::to_string(st.st_ino) == ns.inode();
   }));
   RunResult by_pid = Diagnose({"--netns", std::to_string(child), "--format=json"});
   kill(child, SIGKILL);
@@ -306,7 +273,7 @@ TEST_CASE("diagnose --netns enters a namespace by path and by pid", "[kernel][di
   CHECK(by_pid.exit_code == 1);
   CHECK(JsonValue(by_pid.out, "d['target']") ==
         "\"network namespace of pid " + std::to_string(child) + "\"");
-  CHECK(JsonValue(by_pid.out, "d['netns_inode']") == std::to_string(ns.inode()));
+  CHECK(JsonValue(by_pid.out, "d['netns_inode']") == ns.inode());
   CHECK(JsonValue(by_pid.out, "d['destinations'][0]['ports_held']") == "470");
   CHECK(JsonValue(by_pid.out, "d['sockets']['tcp']['time_wait']") == "470");
 }

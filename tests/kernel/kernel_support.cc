@@ -9,6 +9,7 @@
 #include <sys/ioctl.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -445,6 +446,33 @@ RunResult RunExporter(const std::vector<std::string>& args, std::chrono::millise
   unlink(out_t);
   unlink(err_t);
   return r;
+}
+
+NamedNetns::NamedNetns(const std::string& tag)
+    : name_("sdtest-" + tag + "-" + std::to_string(getpid())) {
+  (void)std::system(("ip netns del " + name_ + " 2>/dev/null").c_str());  // A stale one.
+  REQUIRE(std::system(("ip netns add " + name_).c_str()) == 0);
+  REQUIRE(std::system(("ip -n " + name_ + " link set lo up").c_str()) == 0);
+  struct stat st;
+  REQUIRE(stat(path().c_str(), &st) == 0);
+  inode_ = std::to_string(st.st_ino);
+}
+
+void NamedNetns::Delete() {
+  if (!name_.empty()) (void)std::system(("ip netns del " + name_ + " 2>/dev/null").c_str());
+  name_.clear();
+}
+
+void NamedNetns::Run(const std::function<void()>& fn) {
+  const int self = open("/proc/thread-self/ns/net", O_RDONLY | O_CLOEXEC);
+  const int target = open(path().c_str(), O_RDONLY | O_CLOEXEC);
+  REQUIRE(self >= 0);
+  REQUIRE(target >= 0);
+  REQUIRE(setns(target, CLONE_NEWNET) == 0);
+  fn();
+  REQUIRE(setns(self, CLONE_NEWNET) == 0);
+  close(target);
+  close(self);
 }
 
 bool WaitUntil(const std::function<bool()>& pred, std::chrono::milliseconds deadline) {

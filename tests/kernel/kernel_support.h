@@ -157,6 +157,28 @@ struct RunResult {
 RunResult RunExporter(const std::vector<std::string>& args,
                       std::chrono::milliseconds deadline = std::chrono::seconds(10));
 
+// A named network namespace ("ip netns add sdtest-TAG-PID", lo up), deleted
+// on destruction or by Delete().
+class NamedNetns {
+ public:
+  explicit NamedNetns(const std::string& tag);
+  ~NamedNetns() { Delete(); }
+  NamedNetns(const NamedNetns&) = delete;
+  NamedNetns& operator=(const NamedNetns&) = delete;
+
+  void Delete();
+  std::string path() const { return "/var/run/netns/" + name_; }
+  // The namespace's inode in decimal: its `netns` label in pods mode.
+  const std::string& inode() const { return inode_; }
+  // Runs fn with the calling thread inside the namespace: sockets it
+  // creates belong there and stay there.
+  void Run(const std::function<void()>& fn);
+
+ private:
+  std::string name_;
+  std::string inode_;
+};
+
 // Polls `pred` every 20 ms until true or the deadline passes.
 bool WaitUntil(const std::function<bool()>& pred,
                std::chrono::milliseconds deadline = std::chrono::seconds(10));

@@ -15,45 +15,6 @@ using namespace sockdiag::testing;
 
 namespace {
 
-// A named namespace, created with ip(8) and deleted on destruction.
-class NamedNetns {
- public:
-  explicit NamedNetns(const std::string& tag)
-      : name_("sdtest-" + tag + "-" + std::to_string(getpid())) {
-    REQUIRE(std::system(("ip netns add " + name_).c_str()) == 0);
-    REQUIRE(std::system(("ip -n " + name_ + " link set lo up").c_str()) == 0);
-    struct stat st;
-    REQUIRE(stat(path().c_str(), &st) == 0);
-    inode_ = std::to_string(st.st_ino);
-  }
-  ~NamedNetns() { Delete(); }
-  void Delete() {
-    if (!name_.empty()) (void)std::system(("ip netns del " + name_ + " 2>/dev/null").c_str());
-    name_.clear();
-  }
-  std::string path() const { return "/var/run/netns/" + name_; }
-  const std::string& inode() const { return inode_; }
-
-  // Runs fn with the calling thread inside the namespace: sockets it
-  // creates belong there and stay there.
-  template <typename Fn>
-  void Run(Fn fn) {
-    int self = open("/proc/thread-self/ns/net", O_RDONLY | O_CLOEXEC);
-    int target = open(path().c_str(), O_RDONLY | O_CLOEXEC);
-    REQUIRE(self >= 0);
-    REQUIRE(target >= 0);
-    REQUIRE(setns(target, CLONE_NEWNET) == 0);
-    fn();
-    REQUIRE(setns(self, CLONE_NEWNET) == 0);
-    close(target);
-    close(self);
-  }
-
- private:
-  std::string name_;
-  std::string inode_;
-};
-
 double Tcp(const Scrape& s, const std::string& netns, const std::string& state) {
   return s.Value("sockdiag_tcp_sockets", {{"family", "ipv4"}, {"state", state}, {"netns", netns}});
 }
