@@ -219,7 +219,10 @@ TEST_CASE("diagnose: a healthy namespace exits 0", "[kernel][diagnose]") {
   RunResult json = Diagnose({"--format=json", "--interval=200ms"});
   CHECK(json.exit_code == 0);
   CHECK(JsonValue(json.out, "d['findings']") == "[]");
-  CHECK(JsonValue(json.out, "d['interval_seconds'] < 0.5") == "true");
+  // The measured time between the polls: at least the 200 ms asked for, and
+  // below the 1 s default (a loaded machine adds poll time on top).
+  CHECK(JsonValue(json.out, "d['interval_seconds'] >= 0.2") == "true");
+  CHECK(JsonValue(json.out, "d['interval_seconds'] < 1.0") == "true");
   CHECK(JsonValue(json.out, "d['target']") == "\"current network namespace\"");
   struct stat st;
   REQUIRE(stat("/proc/thread-self/ns/net", &st) == 0);
