@@ -18,12 +18,6 @@
 namespace sockdiag {
 namespace {
 
-using Clock = std::chrono::steady_clock;
-
-double SecondsSince(Clock::time_point start) {
-  return std::chrono::duration<double>(Clock::now() - start).count();
-}
-
 // Fans the socket stream out to every consuming collector.
 class FanoutSink final : public SocketStreamSink {
  public:
@@ -66,8 +60,8 @@ Result<std::unique_ptr<NetlinkDumper>> LocalNetlinkFactory::Open(int bus) {
 }
 
 NamespacePoller::NamespacePoller(const Config& config, const ProcFs& procfs, std::string net_dir,
-                                 NetlinkFactory* netlink)
-    : ctx_{config, procfs, std::move(net_dir), netlink} {
+                                 NetlinkFactory* netlink, const Clock* clock)
+    : ctx_{config, procfs, std::move(net_dir), netlink, clock} {
   for (const auto& info : AllCollectors()) {
     if (!config.IsEnabled(info.name)) continue;
     slots_.push_back(std::make_unique<Slot>(Slot{info.name, info.factory(config)}));
@@ -84,9 +78,9 @@ NamespacePoller::Result NamespacePoller::Poll() {
 
   // Step 1: Begin.
   for (size_t i = 0; i < n; ++i) {
-    auto t0 = Clock::now();
+    auto t0 = ctx_.clock->Now();
     status[i] = slots_[i]->collector->Begin(ctx_);
-    seconds[i] += SecondsSince(t0);
+    seconds[i] += ctx_.clock->SecondsSince(t0);
   }
 
   // Step 2: one streaming pass shared by every socket consumer.
@@ -102,7 +96,7 @@ NamespacePoller::Result NamespacePoller::Poll() {
     }
   }
   if (!fanout.empty()) {
-    auto t0 = Clock::now();
+    auto t0 = ctx_.clock->Now();
     Status s;
     if (!sockdiag_ && ctx_.netlink != nullptr) {
       auto opened = ctx_.netlink->Open(NETLINK_SOCK_DIAG);
@@ -116,10 +110,9 @@ NamespacePoller::Result NamespacePoller::Poll() {
     if (s.ok()) {
       SockDiagStream stream(sockdiag_.get());
       s = stream.Run(udp, fanout, &result.stream);
-      auto* sock = dynamic_cast<NetlinkSocket*>(sockdiag_.get());
-      if (sock != nullptr && sock->broken()) sockdiag_.reset();  // Reopen next poll.
+      if (sockdiag_->broken()) sockdiag_.reset();  // Reopen next poll.
     }
-    result.stream_seconds = SecondsSince(t0);
+    result.stream_seconds = ctx_.clock->SecondsSince(t0);
     for (size_t i : consumers) {
       seconds[i] += result.stream_seconds;
       if (!s.ok()) status[i] = s;
@@ -129,10 +122,10 @@ NamespacePoller::Result NamespacePoller::Poll() {
   // Step 3: Collect.
   for (size_t i = 0; i < n; ++i) {
     if (status[i].ok()) {
-      auto t0 = Clock::now();
+      auto t0 = ctx_.clock->Now();
       MetricFamilies out;
       status[i] = slots_[i]->collector->Collect(ctx_, &out);
-      seconds[i] += SecondsSince(t0);
+      seconds[i] += ctx_.clock->SecondsSince(t0);
       if (status[i].ok()) {
         std::move(out.begin(), out.end(), std::back_inserter(result.families));
       }
@@ -194,13 +187,16 @@ struct Poller::PollTotals {
   }
 };
 
-Poller::Poller(const Config& config)
+Poller::Poller(const Config& config, PollerSources sources)
     : config_(config),
-      procfs_(config.procfs),
-      netlink_(config.dump_netlink_dir),
+      own_procfs_(config.procfs),
+      own_netlink_(config.dump_netlink_dir),
+      procfs_(sources.procfs != nullptr ? *sources.procfs : own_procfs_),
+      netlink_(sources.netlink != nullptr ? *sources.netlink : own_netlink_),
+      clock_(sources.clock != nullptr ? *sources.clock : SystemClock()),
       snapshot_(std::make_shared<const MetricFamilies>()) {
   if (config.netns_mode == NetnsMode::kSelf) {
-    self_ = std::make_unique<NamespacePoller>(config, procfs_, "net", &netlink_);
+    self_ = std::make_unique<NamespacePoller>(config, procfs_, "net", &netlink_, &clock_);
   } else {
     // The way back after visiting other namespaces. /proc itself, not
     // --path.procfs: this is the exporter's own thread.
@@ -243,7 +239,7 @@ void Poller::PollNamespaces(PollTotals* totals) {
   netns_skipped_ += found.skipped;
   std::map<uint64_t, std::unique_ptr<NamespacePoller>> kept;
   for (const NetnsTarget& t : found.targets) {
-    auto t0 = Clock::now();
+    auto t0 = clock_.Now();
     const int fd = open(t.ns_path.c_str(), O_RDONLY | O_CLOEXEC);
     if (fd < 0) {
       netns_vanished_++;  // The process or mount went away since discovery.
@@ -268,7 +264,7 @@ void Poller::PollNamespaces(PollTotals* totals) {
     if (auto it = netns_pollers_.find(t.inode); it != netns_pollers_.end()) {
       poller = std::move(it->second);
     } else {
-      poller = std::make_unique<NamespacePoller>(config_, procfs_, "", &netlink_);
+      poller = std::make_unique<NamespacePoller>(config_, procfs_, "", &netlink_, &clock_);
     }
     poller->set_net_dir(t.net_dir.empty() ? "thread-self/net" : t.net_dir);
     NamespacePoller::Result r = poller->Poll();
@@ -282,7 +278,7 @@ void Poller::PollNamespaces(PollTotals* totals) {
     if (!t.pod_uid.empty()) extra.push_back({"pod_uid", t.pod_uid});
     totals->AddResult(std::move(r), extra);
     totals->netns_polled++;
-    totals->netns_seconds += SecondsSince(t0);
+    totals->netns_seconds += clock_.SecondsSince(t0);
   }
   // Pollers of namespaces not found any more close their sockets here,
   // releasing those namespaces.
@@ -290,14 +286,14 @@ void Poller::PollNamespaces(PollTotals* totals) {
 }
 
 void Poller::PollOnce() {
-  auto t0 = Clock::now();
+  auto t0 = clock_.Now();
   PollTotals totals;
   if (self_) {
     PollSelf(&totals);
   } else {
     PollNamespaces(&totals);
   }
-  const double poll_seconds = SecondsSince(t0);
+  const double poll_seconds = clock_.SecondsSince(t0);
   polls_++;
   dump_interrupted_ += totals.interrupted;
 
@@ -308,9 +304,7 @@ void Poller::PollOnce() {
                        "Version and revision the exporter was built from; value is 1.")
       .Add({{"version", kVersion}, {"revision", kRevision}}, 1)
       .AppendTo(families.get());
-  const double now = std::chrono::duration<double>(
-                         std::chrono::system_clock::now().time_since_epoch())
-                         .count();
+  const double now = clock_.UnixSeconds();
   FamilyBuilder::Gauge("sockdiag_last_poll_timestamp_seconds",
                        "Unix time the last poll finished; scrapes serve its snapshot.")
       .Add(now)
@@ -373,11 +367,11 @@ void Poller::PollOnce() {
 
 void Poller::Run() {
   const auto interval = config_.poll_interval;
-  auto next = Clock::now();
+  auto next = clock_.Now();
   for (;;) {
     PollOnce();
     next += interval;
-    const auto now = Clock::now();
+    const auto now = clock_.Now();
     if (now > next) {
       // Overran: skip the ticks that passed, start the next poll now.
       const auto behind = (now - next) / interval;

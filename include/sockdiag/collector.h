@@ -26,6 +26,7 @@
 #include "sockdiag/metric_builder.h"
 #include "sockdiag/procfs.h"
 #include "sockdiag/status.h"
+#include "source/clock.h"
 
 namespace sockdiag {
 
@@ -41,6 +42,8 @@ struct PollContext {
   // Opens netlink sockets in the namespace being polled (may be null in
   // unit tests that do not need one).
   NetlinkFactory* netlink = nullptr;
+  // Durations, dump schedules and exported timestamps read this clock.
+  const Clock* clock = &SystemClock();
 };
 
 // Opens netlink sockets for the namespace being polled; pods mode opens

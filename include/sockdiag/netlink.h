@@ -69,6 +69,9 @@ class NetlinkDumper {
   // `request` is one complete netlink message; its nlmsg_seq and nlmsg_pid
   // are overwritten. On return the dump is finished (or failed).
   virtual Status Dump(std::span<uint8_t> request, MessageSink& sink, DumpStats* stats) = 0;
+  // True once a failed dump has left this dumper unusable: its owner opens
+  // a new one (see NetlinkSocket::Dump).
+  virtual bool broken() const { return false; }
 };
 
 // A NETLINK_SOCK_DIAG or NETLINK_NETFILTER socket (libmnl), opened with
@@ -87,7 +90,7 @@ class NetlinkSocket final : public NetlinkDumper {
   // of the failed dump may still be queued on it).
   Status Dump(std::span<uint8_t> request, MessageSink& sink, DumpStats* stats) override;
 
-  bool broken() const { return broken_; }
+  bool broken() const override { return broken_; }
 
   // When set, every received datagram is appended to this file as a 4-byte
   // native-endian length followed by the bytes (for recording fixtures).

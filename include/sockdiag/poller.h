@@ -45,9 +45,10 @@ class NamespacePoller {
     double stream_seconds = 0;
   };
 
-  // `netlink` opens sockets in the namespace (borrowed, must outlive this).
+  // `netlink` opens sockets in the namespace; `clock` times the collectors
+  // (both borrowed, must outlive this).
   NamespacePoller(const Config& config, const ProcFs& procfs, std::string net_dir,
-                  NetlinkFactory* netlink);
+                  NetlinkFactory* netlink, const Clock* clock = &SystemClock());
   ~NamespacePoller();
   NamespacePoller(const NamespacePoller&) = delete;
   NamespacePoller& operator=(const NamespacePoller&) = delete;
@@ -75,9 +76,20 @@ class LocalNetlinkFactory final : public NetlinkFactory {
   int opened_ = 0;
 };
 
+// What a Poller reads the system through. Null members mean the real
+// system: procfs at --path.procfs, netlink sockets opened by the polling
+// thread (recorded under --debug.dump-netlink), the system clock. Tests swap
+// in fixture trees, replayed recordings and a ManualClock. Borrowed: what
+// is given must outlive the Poller.
+struct PollerSources {
+  const ProcFs* procfs = nullptr;
+  NetlinkFactory* netlink = nullptr;
+  const Clock* clock = nullptr;
+};
+
 class Poller {
  public:
-  explicit Poller(const Config& config);
+  explicit Poller(const Config& config, PollerSources sources = {});
   ~Poller();
   Poller(const Poller&) = delete;
   Poller& operator=(const Poller&) = delete;
@@ -107,8 +119,11 @@ class Poller {
   void PollNamespaces(PollTotals* totals);
 
   const Config& config_;
-  ProcFs procfs_;
-  LocalNetlinkFactory netlink_;
+  ProcFs own_procfs_;
+  LocalNetlinkFactory own_netlink_;
+  const ProcFs& procfs_;
+  NetlinkFactory& netlink_;
+  const Clock& clock_;
   std::unique_ptr<NamespacePoller> self_;  // --netns.mode=self
   // --netns.mode=pods: one poller per namespace inode, kept across polls
   // (its netlink sockets stay bound to that namespace) and dropped when the

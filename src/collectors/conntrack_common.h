@@ -46,8 +46,7 @@ class CtnetlinkSession {
     }
     std::vector<uint8_t> request = BuildCtRequest(kind);
     Status s = dumper_->Dump(request, sink, stats);
-    auto* sock = dynamic_cast<NetlinkSocket*>(dumper_.get());
-    if (sock != nullptr && sock->broken()) dumper_.reset();
+    if (dumper_->broken()) dumper_.reset();
     if (s.ok()) return s;
     switch (s.err()) {
       case EPERM:

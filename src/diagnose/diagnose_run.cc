@@ -187,11 +187,11 @@ int RunDiagnose(const char* program, const std::vector<std::string>& args) {
 
   LocalNetlinkFactory netlink(config.dump_netlink_dir);
   NamespacePoller poller(config, procfs, net_dir, &netlink);
-  using Clock = std::chrono::steady_clock;
-  const auto t0 = Clock::now();
+  const Clock& clock = SystemClock();
+  const auto t0 = clock.Now();
   NamespacePoller::Result first = poller.Poll();
   std::this_thread::sleep_until(t0 + options.interval);
-  const auto t1 = Clock::now();
+  const auto t1 = clock.Now();
   NamespacePoller::Result last = poller.Poll();
   AppendOutcomes(&first);
   AppendOutcomes(&last);
