@@ -1,4 +1,4 @@
-#include "sockdiag/caps.h"
+#include "caps.h"
 
 #include <linux/capability.h>
 #include <sys/syscall.h>
@@ -7,7 +7,7 @@
 #include <cerrno>
 #include <fstream>
 
-#include "sockdiag/flags.h"
+#include "flags.h"
 #include "sockdiag/log.h"
 
 namespace sockdiag {

@@ -21,12 +21,12 @@
 #include <span>
 #include <string>
 
+#include "netlink/inet_diag.h"
 #include "sockdiag/config.h"
-#include "sockdiag/inet_diag.h"
 #include "sockdiag/metric_builder.h"
-#include "sockdiag/procfs.h"
 #include "sockdiag/status.h"
 #include "source/clock.h"
+#include "source/procfs.h"
 
 namespace sockdiag {
 

@@ -18,7 +18,7 @@
 
 #include "collectors/collectors.h"
 #include "collectors/conntrack_common.h"
-#include "sockdiag/ctnetlink.h"
+#include "netlink/ctnetlink.h"
 
 namespace sockdiag {
 namespace {

@@ -12,9 +12,9 @@
 #include <memory>
 #include <utility>
 
+#include "netlink/ctnetlink.h"
+#include "netlink/netlink.h"
 #include "sockdiag/collector.h"
-#include "sockdiag/ctnetlink.h"
-#include "sockdiag/netlink.h"
 
 namespace sockdiag {
 

@@ -1,7 +1,7 @@
 // The analysis behind `sockdiag_exporter diagnose` and its two renderers.
 // Pure: everything comes from the MetricFamilies of one or two polls.
 
-#include "sockdiag/diagnose.h"
+#include "diagnose/diagnose.h"
 
 #include <arpa/inet.h>
 #include <sys/socket.h>
@@ -14,8 +14,8 @@
 #include <map>
 #include <set>
 
-#include "sockdiag/inet_diag.h"
-#include "sockdiag/port_model.h"
+#include "model/port_model.h"
+#include "netlink/inet_diag.h"
 
 namespace sockdiag {
 namespace {

@@ -12,9 +12,9 @@
 #include <cstring>
 #include <thread>
 
-#include "sockdiag/diagnose.h"
+#include "diagnose/diagnose.h"
+#include "poll/poller.h"
 #include "sockdiag/log.h"
-#include "sockdiag/poller.h"
 #include "sockdiag/version.h"
 
 namespace sockdiag {

@@ -1,4 +1,4 @@
-#include "sockdiag/ctnetlink.h"
+#include "netlink/ctnetlink.h"
 
 #include <arpa/inet.h>
 #include <libmnl/libmnl.h>
@@ -12,7 +12,7 @@
 #include <cstring>
 #include <tuple>
 
-#include "sockdiag/nlattr.h"
+#include "netlink/nlattr.h"
 
 namespace sockdiag {
 namespace {

@@ -1,4 +1,4 @@
-#include "sockdiag/netlink.h"
+#include "netlink/netlink.h"
 
 #include <libmnl/libmnl.h>
 #include <sys/socket.h>
@@ -9,7 +9,7 @@
 #include <ctime>
 #include <fstream>
 
-#include "sockdiag/nlattr.h"
+#include "netlink/nlattr.h"
 
 namespace sockdiag {
 

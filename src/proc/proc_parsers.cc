@@ -1,4 +1,4 @@
-#include "sockdiag/proc_parsers.h"
+#include "proc/proc_parsers.h"
 
 #include <charconv>
 #include <vector>

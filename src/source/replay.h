@@ -26,8 +26,8 @@
 #include <string>
 #include <vector>
 
+#include "netlink/netlink.h"
 #include "sockdiag/collector.h"
-#include "sockdiag/netlink.h"
 #include "sockdiag/status.h"
 
 namespace sockdiag {

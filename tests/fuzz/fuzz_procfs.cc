@@ -4,9 +4,9 @@
 #include <cstdint>
 #include <string>
 
-#include "sockdiag/netns.h"
-#include "sockdiag/proc_parsers.h"
-#include "sockdiag/procfs.h"
+#include "proc/proc_parsers.h"
+#include "source/netns.h"
+#include "source/procfs.h"
 
 namespace {
 volatile size_t g_sink;

@@ -1,4 +1,4 @@
-#include "sockdiag/caps.h"
+#include "caps.h"
 
 #include <catch2/catch.hpp>
 

@@ -9,7 +9,7 @@
 #include <map>
 
 #include "collectors/collectors.h"
-#include "sockdiag/poller.h"
+#include "poll/poller.h"
 #include "source/replay.h"
 #include "unit/netlink_builders.h"
 

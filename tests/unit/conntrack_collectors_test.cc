@@ -15,8 +15,8 @@
 #include <memory>
 
 #include "collectors/collectors.h"
-#include "sockdiag/ctnetlink.h"
-#include "sockdiag/netlink.h"
+#include "netlink/ctnetlink.h"
+#include "netlink/netlink.h"
 #include "source/clock.h"
 #include "source/replay.h"
 #include "unit/ct_messages.h"

@@ -3,7 +3,7 @@
 // two polls, and the renderers keep their promises (80 columns, valid JSON
 // with the keys docs/diagnose.md documents).
 
-#include "sockdiag/diagnose.h"
+#include "diagnose/diagnose.h"
 
 #include <unistd.h>
 

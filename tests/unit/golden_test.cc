@@ -25,9 +25,9 @@
 #include <sstream>
 #include <string>
 
-#include "sockdiag/caps.h"
-#include "sockdiag/flags.h"
-#include "sockdiag/poller.h"
+#include "caps.h"
+#include "flags.h"
+#include "poll/poller.h"
 #include "sockdiag/version.h"
 #include "source/clock.h"
 #include "source/replay.h"

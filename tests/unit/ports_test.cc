@@ -16,7 +16,7 @@
 #include <string>
 
 #include "collectors/collectors.h"
-#include "sockdiag/port_model.h"
+#include "model/port_model.h"
 
 using namespace sockdiag;
 

@@ -1,7 +1,7 @@
 #include <catch2/catch.hpp>
 
-#include "sockdiag/proc_parsers.h"
-#include "sockdiag/procfs.h"
+#include "proc/proc_parsers.h"
+#include "source/procfs.h"
 
 using namespace sockdiag;
 

@@ -25,8 +25,8 @@
 #include <string_view>
 #include <vector>
 
+#include "flags.h"
 #include "sockdiag/config.h"
-#include "sockdiag/flags.h"
 #include "sockdiag/metric_builder.h"
 #include "sockdiag/status.h"
 

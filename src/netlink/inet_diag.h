@@ -14,7 +14,7 @@
 #include <memory>
 #include <vector>
 
-#include "sockdiag/netlink.h"
+#include "netlink/netlink.h"
 #include "sockdiag/status.h"
 
 namespace sockdiag {

@@ -24,7 +24,7 @@
 #include "sockdiag/collector.h"
 #include "sockdiag/config.h"
 #include "sockdiag/metric_builder.h"
-#include "sockdiag/procfs.h"
+#include "source/procfs.h"
 
 namespace sockdiag {
 

@@ -16,8 +16,8 @@
 #include <string_view>
 #include <vector>
 
-#include "sockdiag/procfs.h"
 #include "sockdiag/status.h"
+#include "source/procfs.h"
 
 namespace sockdiag {
 

@@ -1,4 +1,4 @@
-#include "sockdiag/poller.h"
+#include "poll/poller.h"
 
 #include <fcntl.h>
 #include <sched.h>
@@ -10,10 +10,10 @@
 #include <algorithm>
 #include <chrono>
 
+#include "netlink/netlink.h"
 #include "sockdiag/log.h"
-#include "sockdiag/netlink.h"
-#include "sockdiag/netns.h"
 #include "sockdiag/version.h"
+#include "source/netns.h"
 
 namespace sockdiag {
 namespace {

@@ -36,7 +36,7 @@
 #include <string>
 #include <vector>
 
-#include "sockdiag/inet_diag.h"
+#include "netlink/inet_diag.h"
 
 namespace sockdiag {
 

@@ -1,4 +1,4 @@
-#include "sockdiag/procfs.h"
+#include "source/procfs.h"
 
 #include <fcntl.h>
 #include <unistd.h>

@@ -31,9 +31,9 @@
 #include <memory>
 #include <string>
 
+#include "poll/poller.h"
 #include "sockdiag/config.h"
 #include "sockdiag/metric_builder.h"
-#include "sockdiag/poller.h"
 #include "sockdiag/status.h"
 
 namespace prometheus {

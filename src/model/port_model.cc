@@ -1,4 +1,4 @@
-#include "sockdiag/port_model.h"
+#include "model/port_model.h"
 
 #include <arpa/inet.h>
 #include <netinet/in.h>

@@ -1,4 +1,4 @@
-#include "sockdiag/netns.h"
+#include "source/netns.h"
 
 #include <dirent.h>
 #include <sys/stat.h>
