@@ -7,6 +7,7 @@
 #include <limits>
 #include <map>
 
+#include "proc/proc_parsers.h"
 #include "sockdiag/collector.h"
 
 namespace sockdiag {

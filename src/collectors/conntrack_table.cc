@@ -21,6 +21,7 @@
 
 #include "collectors/collectors.h"
 #include "collectors/conntrack_common.h"
+#include "model/conntrack_model.h"
 #include "netlink/ctnetlink.h"
 
 namespace sockdiag {

@@ -14,6 +14,7 @@
 
 #include "collectors/collectors.h"
 #include "model/port_model.h"
+#include "netlink/address.h"
 
 namespace sockdiag {
 namespace {

@@ -14,7 +14,8 @@
 #include <map>
 #include <set>
 
-#include "model/port_model.h"
+#include "model/port_settings.h"
+#include "netlink/address.h"
 #include "netlink/inet_diag.h"
 
 namespace sockdiag {

@@ -1,6 +1,5 @@
 #include "model/port_model.h"
 
-#include <arpa/inet.h>
 #include <netinet/in.h>
 #include <sys/mman.h>
 #include <sys/socket.h>
@@ -10,6 +9,8 @@
 #include <cmath>
 #include <cstring>
 #include <tuple>
+
+#include "netlink/address.h"
 
 namespace sockdiag {
 namespace {
@@ -275,33 +276,7 @@ struct PortModel::PortIndex {
   }
 };
 
-uint64_t PortSettings::UsablePorts() const {
-  if (range_high < range_low) return 0;
-  const uint64_t width = uint64_t{range_high} - range_low + 1;
-  return width > reserved_in_range ? width - reserved_in_range : 0;
-}
-
-bool PortSettings::TimeWaitReusable(bool loopback) const {
-  if (timestamps == 0) return false;
-  return tw_reuse == 1 || (tw_reuse == 2 && loopback);
-}
-
 const char* DirectionName(Direction d) { return d == Direction::kInbound ? "inbound" : "outbound"; }
-
-std::string FormatAddress(uint8_t family, const std::array<uint8_t, 16>& addr) {
-  char buf[INET6_ADDRSTRLEN] = {};
-  const int af = family == AF_INET6 ? AF_INET6 : AF_INET;
-  if (inet_ntop(af, addr.data(), buf, sizeof(buf)) == nullptr) return "";
-  return buf;
-}
-
-bool IsLoopbackAddress(uint8_t family, const std::array<uint8_t, 16>& addr) {
-  if (family != AF_INET6) return addr[0] == 127;
-  static constexpr uint8_t kV6Loopback[16] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1};
-  static constexpr uint8_t kV4MappedPrefix[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
-  if (std::memcmp(addr.data(), kV6Loopback, 16) == 0) return true;
-  return std::memcmp(addr.data(), kV4MappedPrefix, 12) == 0 && addr[12] == 127;
-}
 
 PortModel::PortModel(const PortLimits& limits)
     : limits_(limits),

@@ -36,28 +36,10 @@
 #include <string>
 #include <vector>
 
+#include "model/port_settings.h"
 #include "netlink/inet_diag.h"
 
 namespace sockdiag {
-
-// What the namespace's sysctls say about connect()'s choice of local port,
-// read at the start of each poll.
-struct PortSettings {
-  uint32_t range_low = 32768;  // net.ipv4.ip_local_port_range
-  uint32_t range_high = 60999;
-  uint64_t reserved_in_range = 0;  // net.ipv4.ip_local_reserved_ports inside the range
-  int tw_reuse = 2;                // net.ipv4.tcp_tw_reuse
-  int timestamps = 1;              // net.ipv4.tcp_timestamps
-
-  // (high - low + 1) - reserved ports inside the range; 0 when that is not
-  // positive.
-  uint64_t UsablePorts() const;
-  bool InRange(uint16_t port) const { return port >= range_low && port <= range_high; }
-  // Whether connect() may take over a TIME_WAIT socket of a destination:
-  // timestamps on, and tcp_tw_reuse 1, or 2 with a loopback end (the kernel
-  // checks both the local and the remote address).
-  bool TimeWaitReusable(bool loopback) const;
-};
 
 // Caps on what the model reports and tracks (from the --ports.* flags).
 struct PortLimits {
@@ -70,13 +52,6 @@ struct PortLimits {
 enum class Direction : uint8_t { kInbound = 0, kOutbound = 1 };
 // "inbound" / "outbound".
 const char* DirectionName(Direction d);
-
-// Text form of an address, as inet_ntop writes it: "127.0.0.1", "::1",
-// "::ffff:127.0.0.1" (an IPv4-mapped address stays in IPv6 form).
-std::string FormatAddress(uint8_t family, const std::array<uint8_t, 16>& addr);
-
-// Whether an address is loopback: 127.0.0.0/8, ::1 or ::ffff:127.0.0.0/104.
-bool IsLoopbackAddress(uint8_t family, const std::array<uint8_t, 16>& addr);
 
 using StateCounts = std::array<uint64_t, kTcpStateCount>;  // Indexed by TcpState.
 

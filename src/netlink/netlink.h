@@ -1,29 +1,25 @@
-// Netlink dump plumbing: a pure walker over received datagrams and a thin
-// RAII socket that sends one dump request and streams the replies.
+// Netlink dump plumbing: a pure walker over received datagrams and the
+// seam a dump goes through (NetlinkDumper).
 //
 // The walker (ProcessDatagram) is the whole protocol: it checks framing,
 // sequence and port id, stops at NLMSG_DONE (reporting an errno the kernel
 // carried in it), turns NLMSG_ERROR into a Status, notes NLM_F_DUMP_INTR and
 // hands each data message to a MessageSink. It does no I/O, so tests feed it
-// bytes built in memory. NetlinkSocket adds only send/recv around it.
+// bytes built in memory. NetlinkSocket (source/netlink_socket.h) adds only
+// send/recv around it.
 //
-// Thread-safety: a NetlinkSocket is used by one thread at a time.
-// Failure: any error leaves the socket unusable for the rest of that dump;
-// NetlinkSocket::Dump drains or the owner reopens (see Dump()).
+// Thread-safety: the walker is reentrant; a NetlinkDumper is used by one
+// thread at a time.
 #pragma once
 
 #include <linux/netlink.h>
 
 #include <cstddef>
 #include <cstdint>
-#include <memory>
 #include <span>
-#include <string>
 #include <vector>
 
 #include "sockdiag/status.h"
-
-struct mnl_socket;
 
 namespace sockdiag {
 
@@ -73,41 +69,5 @@ class NetlinkDumper {
   // a new one (see NetlinkSocket::Dump).
   virtual bool broken() const { return false; }
 };
-
-// A NETLINK_SOCK_DIAG or NETLINK_NETFILTER socket (libmnl), opened with
-// SOCK_CLOEXEC, a 1 MiB receive buffer and a receive timeout bounding any dump.
-class NetlinkSocket final : public NetlinkDumper {
- public:
-  // bus: NETLINK_SOCK_DIAG, NETLINK_NETFILTER, ...
-  static Result<std::unique_ptr<NetlinkSocket>> Open(int bus, int recv_timeout_ms = 10000);
-  ~NetlinkSocket() override;
-  NetlinkSocket(const NetlinkSocket&) = delete;
-  NetlinkSocket& operator=(const NetlinkSocket&) = delete;
-
-  // Sends the request and walks replies until done. EINTR on recv is retried.
-  // ENOBUFS, a timeout or a kernel error fail the dump; after a failure the
-  // socket is marked broken() and the owner should open a new one (the rest
-  // of the failed dump may still be queued on it).
-  Status Dump(std::span<uint8_t> request, MessageSink& sink, DumpStats* stats) override;
-
-  bool broken() const override { return broken_; }
-
-  // When set, every received datagram is appended to this file as a 4-byte
-  // native-endian length followed by the bytes (for recording fixtures).
-  void set_record_path(std::string path) { record_path_ = std::move(path); }
-
- private:
-  NetlinkSocket(struct mnl_socket* nl, uint32_t portid);
-
-  struct mnl_socket* const nl_;
-  const uint32_t portid_;
-  uint32_t seq_;
-  bool broken_ = false;
-  std::vector<uint8_t> buffer_;
-  std::string record_path_;
-};
-
-// Reads a recording written by set_record_path() into datagrams.
-Result<std::vector<std::vector<uint8_t>>> ReadRecording(const std::string& path);
 
 }  // namespace sockdiag

@@ -49,16 +49,6 @@ struct NamespacePoller::Slot {
   std::unique_ptr<Collector> collector;
 };
 
-Result<std::unique_ptr<NetlinkDumper>> LocalNetlinkFactory::Open(int bus) {
-  auto sock = NetlinkSocket::Open(bus);
-  if (!sock.ok()) return sock.status();
-  if (!record_dir_.empty()) {
-    sock.value()->set_record_path(record_dir_ + "/netlink-" + std::to_string(bus) + "-" +
-                                  std::to_string(opened_++) + ".bin");
-  }
-  return std::unique_ptr<NetlinkDumper>(std::move(sock).value());
-}
-
 NamespacePoller::NamespacePoller(const Config& config, const ProcFs& procfs, std::string net_dir,
                                  NetlinkFactory* netlink, const Clock* clock)
     : ctx_{config, procfs, std::move(net_dir), netlink, clock} {

@@ -21,9 +21,14 @@
 #include <thread>
 #include <vector>
 
+#include "netlink/inet_diag.h"
 #include "sockdiag/collector.h"
 #include "sockdiag/config.h"
 #include "sockdiag/metric_builder.h"
+#include "source/clock.h"
+#include "source/dump_session.h"
+#include "source/netlink_socket.h"
+#include "source/poll_context.h"
 #include "source/procfs.h"
 
 namespace sockdiag {
@@ -63,17 +68,6 @@ class NamespacePoller {
   PollContext ctx_;
   std::vector<std::unique_ptr<Slot>> slots_;
   std::unique_ptr<NetlinkDumper> sockdiag_;
-};
-
-// Opens netlink sockets in the calling thread's network namespace.
-class LocalNetlinkFactory final : public NetlinkFactory {
- public:
-  explicit LocalNetlinkFactory(std::string record_dir = "") : record_dir_(std::move(record_dir)) {}
-  sockdiag::Result<std::unique_ptr<NetlinkDumper>> Open(int bus) override;
-
- private:
-  std::string record_dir_;
-  int opened_ = 0;
 };
 
 // What a Poller reads the system through. Null members mean the real

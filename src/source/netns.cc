@@ -7,32 +7,10 @@
 #include <cctype>
 #include <map>
 
+#include "proc/proc_parsers.h"
+
 namespace sockdiag {
 namespace {
-
-bool IsHex(char c) { return std::isxdigit(static_cast<unsigned char>(c)) != 0; }
-
-// Matches 8-4-4-4-12 hex digits with '-' or '_' separators at s[i].
-bool MatchUid(std::string_view s, size_t i, std::string* out) {
-  static constexpr size_t kGroups[] = {8, 4, 4, 4, 12};
-  std::string uid;
-  size_t p = i;
-  for (size_t g = 0; g < 5; ++g) {
-    for (size_t k = 0; k < kGroups[g]; ++k, ++p) {
-      if (p >= s.size() || !IsHex(s[p])) return false;
-      uid += static_cast<char>(std::tolower(static_cast<unsigned char>(s[p])));
-    }
-    if (g < 4) {
-      if (p >= s.size() || (s[p] != '-' && s[p] != '_')) return false;
-      uid += '-';
-      ++p;
-    }
-  }
-  // Must end the path component (or the ".slice" suffix follows).
-  if (p < s.size() && s[p] != '/' && s[p] != '.' && s[p] != '\n') return false;
-  *out = uid;
-  return true;
-}
 
 bool StatInode(const std::string& path, uint64_t* inode) {
   struct stat st;
@@ -42,23 +20,6 @@ bool StatInode(const std::string& path, uint64_t* inode) {
 }
 
 }  // namespace
-
-std::optional<std::string> ParsePodUid(std::string_view text) {
-  // Only paths under a kubepods hierarchy name pods.
-  size_t from = 0;
-  while ((from = text.find("kubepods", from)) != std::string_view::npos) {
-    size_t line_end = text.find('\n', from);
-    std::string_view line = text.substr(from, line_end == std::string_view::npos
-                                                  ? std::string_view::npos
-                                                  : line_end - from);
-    for (size_t i = line.find("pod"); i != std::string_view::npos; i = line.find("pod", i + 1)) {
-      std::string uid;
-      if (MatchUid(line, i + 3, &uid)) return uid;
-    }
-    from += 8;
-  }
-  return std::nullopt;
-}
 
 NetnsDiscovery DiscoverNetns(const ProcFs& procfs, const std::string& run_dir, bool include_host,
                              size_t max) {

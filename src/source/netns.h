@@ -11,9 +11,7 @@
 #pragma once
 
 #include <cstdint>
-#include <optional>
 #include <string>
-#include <string_view>
 #include <vector>
 
 #include "sockdiag/status.h"
@@ -43,10 +41,5 @@ struct NetnsDiscovery {
 // Lists the namespaces to poll. `run_dir` may be empty or absent.
 NetnsDiscovery DiscoverNetns(const ProcFs& procfs, const std::string& run_dir, bool include_host,
                              size_t max);
-
-// Extracts the pod UID from /proc/<pid>/cgroup text (v1 or v2; cgroupfs or
-// systemd driver; containerd, CRI-O or docker layouts), normalised to the
-// dashed form kube-state-metrics uses in kube_pod_info{uid}.
-std::optional<std::string> ParsePodUid(std::string_view cgroup_text);
 
 }  // namespace sockdiag

@@ -7,7 +7,6 @@
 // Thread-safety: const methods; safe from any thread.
 #pragma once
 
-#include <cstdint>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -38,23 +37,4 @@ class ProcFs {
   std::string root_;
 };
 
-// Parses whitespace-separated integers ("32768\t60999\n"). Corruption on
-// anything else, or on no number at all.
-Result<std::vector<long long>> ParseInts(std::string_view text);
-
-// Parses a comma-separated list of ports and ranges as in
-// ip_local_reserved_ports ("8080,9000-9010"); empty text is an empty list.
-// Returns closed ranges [first, last].
-struct PortRange {
-  uint32_t first;
-  uint32_t last;
-};
-Result<std::vector<PortRange>> ParsePortRanges(std::string_view text);
-
-}  // namespace sockdiag
-
-namespace sockdiag {
-// Number of distinct ports of [low, high] covered by `reserved`.
-uint64_t CountReservedInRange(const std::vector<PortRange>& reserved, uint32_t low,
-                              uint32_t high);
 }  // namespace sockdiag

@@ -1,27 +1,25 @@
 #include "source/replay.h"
 
-#include <linux/netlink.h>
-
 #include <cerrno>
+#include <fstream>
 
 namespace sockdiag {
 
-Status ReplayDumper::Dump(std::span<uint8_t> request, MessageSink& sink, DumpStats* stats) {
-  if (broken_) return Status::IOError("netlink socket unusable after an earlier failure");
-  if (request.size() < sizeof(struct nlmsghdr)) {
-    return Status::InvalidArgument("netlink request shorter than a header");
-  }
-  if (requests_ != nullptr) requests_->emplace_back(request.begin(), request.end());
-  while (next_ < datagrams_.size()) {
-    auto progress = ProcessDatagram(datagrams_[next_++], 0, 0, sink, stats);
-    if (!progress.ok()) {
-      broken_ = true;
-      return progress.status();
+Result<std::vector<std::vector<uint8_t>>> ReadRecording(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) return Status::FromErrno(errno, "open recording " + path);
+  std::vector<std::vector<uint8_t>> out;
+  for (;;) {
+    uint32_t len = 0;
+    if (!in.read(reinterpret_cast<char*>(&len), sizeof(len))) break;
+    if (len > (16u << 20)) return Status::Corruption("recording " + path + ": datagram too large");
+    std::vector<uint8_t> d(len);
+    if (!in.read(reinterpret_cast<char*>(d.data()), len)) {
+      return Status::Corruption("recording " + path + ": truncated datagram");
     }
-    if (progress.value() == DumpProgress::kDone) return Status::Ok();
+    out.push_back(std::move(d));
   }
-  broken_ = true;
-  return Status::IOError("netlink dump timed out", ETIMEDOUT);
+  return out;
 }
 
 Status ReplayFactory::AddFile(int bus, const std::string& path) {

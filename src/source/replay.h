@@ -3,18 +3,11 @@
 // netlink sockets. The golden exposition test and the collector unit tests
 // run the real collectors over them.
 //
-// ReplayDumper behaves as a NetlinkSocket that receives the recorded
-// datagrams: each Dump() walks the next ones, in order, through
-// ProcessDatagram until one ends the dump (NLMSG_DONE, an ACK or an error,
-// a reply without NLM_F_MULTI). Sequence numbers and port ids are the
-// recording's and are not checked. A dump that fails leaves the dumper
-// broken(), as it leaves a socket; datagrams that run out mid-dump fail it
-// with ETIMEDOUT, as a kernel that fell silent would.
-//
-// ReplayFactory hands out one queued recording per Open(bus), in the order
-// they were queued for that bus: one recording per socket the exporter
-// opened, which is how --debug.dump-netlink writes them
-// (netlink-<bus>-<n>.bin, n counting opens).
+// ReadRecording reads a recording file. ReplayFactory hands out one queued
+// recording per Open(bus), in the order they were queued for that bus: one
+// recording per socket the exporter opened, which is how --debug.dump-netlink
+// writes them (netlink-<bus>-<n>.bin, n counting opens). ReplayDumper
+// (netlink/replay_dumper.h) replays each.
 //
 // Thread-safety: one thread at a time per object.
 #pragma once
@@ -26,32 +19,14 @@
 #include <string>
 #include <vector>
 
-#include "netlink/netlink.h"
-#include "sockdiag/collector.h"
+#include "netlink/replay_dumper.h"
 #include "sockdiag/status.h"
+#include "source/dump_session.h"
 
 namespace sockdiag {
 
-using Datagrams = std::vector<std::vector<uint8_t>>;
-
-class ReplayDumper final : public NetlinkDumper {
- public:
-  // `requests`, when not null, collects a copy of every request (borrowed).
-  explicit ReplayDumper(Datagrams datagrams, Datagrams* requests = nullptr)
-      : datagrams_(std::move(datagrams)), requests_(requests) {}
-
-  Status Dump(std::span<uint8_t> request, MessageSink& sink, DumpStats* stats) override;
-  bool broken() const override { return broken_; }
-
-  // Datagrams not replayed yet.
-  size_t remaining() const { return datagrams_.size() - next_; }
-
- private:
-  Datagrams datagrams_;
-  Datagrams* requests_;
-  size_t next_ = 0;
-  bool broken_ = false;
-};
+// Reads a recording written by set_record_path() into datagrams.
+Result<std::vector<std::vector<uint8_t>>> ReadRecording(const std::string& path);
 
 class ReplayFactory final : public NetlinkFactory {
  public:

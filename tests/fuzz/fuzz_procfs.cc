@@ -5,8 +5,6 @@
 #include <string>
 
 #include "proc/proc_parsers.h"
-#include "source/netns.h"
-#include "source/procfs.h"
 
 namespace {
 volatile size_t g_sink;

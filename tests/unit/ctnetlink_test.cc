@@ -6,6 +6,7 @@
 #include <cstdint>
 #include <set>
 
+#include "model/conntrack_model.h"
 #include "netlink/nlattr.h"
 #include "unit/ct_messages.h"
 

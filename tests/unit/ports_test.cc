@@ -17,6 +17,7 @@
 
 #include "collectors/collectors.h"
 #include "model/port_model.h"
+#include "netlink/address.h"
 
 using namespace sockdiag;
 

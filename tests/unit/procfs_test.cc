@@ -1,5 +1,6 @@
 #include <catch2/catch.hpp>
 
+#include "model/port_settings.h"
 #include "proc/proc_parsers.h"
 #include "source/procfs.h"
 
