@@ -20,7 +20,7 @@
 #include <string>
 
 #include "collectors/collectors.h"
-#include "collectors/conntrack_common.h"
+#include "collectors/ctnetlink_session.h"
 #include "model/conntrack_model.h"
 #include "netlink/ctnetlink.h"
 
