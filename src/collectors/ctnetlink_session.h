@@ -9,12 +9,13 @@
 #include <linux/netlink.h>
 
 #include <cerrno>
-#include <memory>
-#include <utility>
+#include <vector>
 
 #include "netlink/ctnetlink.h"
 #include "netlink/netlink.h"
 #include "sockdiag/collector.h"
+#include "source/dump_session.h"
+#include "source/poll_context.h"
 
 namespace sockdiag {
 
@@ -38,15 +39,10 @@ class CtnetlinkSession {
   // request on this kernel). A sink's own status is returned unchanged.
   // The socket is reopened at the next call after it broke.
   Status Run(const PollContext& ctx, CtRequest kind, MessageSink& sink, DumpStats* stats) {
-    if (!dumper_) {
-      if (ctx.netlink == nullptr) return Status::Unsupported("no netlink factory");
-      auto opened = ctx.netlink->Open(NETLINK_NETFILTER);
-      if (!opened.ok()) return opened.status().WithPrefix("open NETLINK_NETFILTER socket");
-      dumper_ = std::move(opened).value();
-    }
+    Status s = session_.Open(ctx.netlink);
+    if (!s.ok()) return s;
     std::vector<uint8_t> request = BuildCtRequest(kind);
-    Status s = dumper_->Dump(request, sink, stats);
-    if (dumper_->broken()) dumper_.reset();
+    s = session_.Dump(request, sink, stats);
     if (s.ok()) return s;
     switch (s.err()) {
       case EPERM:
@@ -61,7 +57,7 @@ class CtnetlinkSession {
   }
 
  private:
-  std::unique_ptr<NetlinkDumper> dumper_;
+  DumpSession session_{NETLINK_NETFILTER, "NETLINK_NETFILTER"};
 };
 
 }  // namespace sockdiag

@@ -1,11 +1,6 @@
 // The impure side of `sockdiag_exporter diagnose`: its flags, entering the
 // requested network namespace, two polls, printing.
 
-#include <fcntl.h>
-#include <sched.h>
-#include <sys/stat.h>
-#include <unistd.h>
-
 #include <cerrno>
 #include <chrono>
 #include <cstdio>
@@ -16,6 +11,7 @@
 #include "poll/poller.h"
 #include "sockdiag/log.h"
 #include "sockdiag/version.h"
+#include "source/netns.h"
 
 namespace sockdiag {
 namespace {
@@ -38,13 +34,6 @@ int UsageError(const char* program, const std::string& message) {
 int RunError(const char* program, const std::string& message) {
   std::fprintf(stderr, "%s diagnose: error: %s\n", program, message.c_str());
   return 2;
-}
-
-// The namespace the calling thread is in now, as its inode.
-std::optional<uint64_t> CurrentNetnsInode() {
-  struct stat st;
-  if (stat("/proc/thread-self/ns/net", &st) != 0) return std::nullopt;
-  return static_cast<uint64_t>(st.st_ino);
 }
 
 // sockdiag_collector_success for one poll's outcomes, so the analysis sees
@@ -168,21 +157,15 @@ int RunDiagnose(const char* program, const std::vector<std::string>& args) {
       net_dir = "thread-self/net";
       target = "network namespace " + path;
     }
-    const int fd = open(path.c_str(), O_RDONLY | O_CLOEXEC);
-    if (fd < 0) {
-      const int err = errno;
-      return RunError(program,
-                      "--netns=" + options.netns + ": open " + path + ": " + std::strerror(err));
-    }
-    if (setns(fd, CLONE_NEWNET) != 0) {
-      const int err = errno;
-      close(fd);
-      std::string why = std::strerror(err);
-      if (err == EINVAL) why = "not a network namespace";
-      if (err == EPERM) why += " (entering a namespace needs CAP_SYS_ADMIN)";
+    auto ns = NetnsFile::Open(path);
+    if (!ns.ok()) return RunError(program, "--netns=" + options.netns + ": " + ns.status().ToString());
+    // Never returns: the report is the last thing this process does.
+    if (Status entered = ns.value().Enter(); !entered.ok()) {
+      std::string why = std::strerror(entered.err());
+      if (entered.err() == EINVAL) why = "not a network namespace";
+      if (entered.err() == EPERM) why += " (entering a namespace needs CAP_SYS_ADMIN)";
       return RunError(program, "--netns=" + options.netns + ": setns " + path + ": " + why);
     }
-    close(fd);
   }
 
   LocalNetlinkFactory netlink(config.dump_netlink_dir);

@@ -1,14 +1,8 @@
 #include "poll/poller.h"
 
-#include <fcntl.h>
-#include <sched.h>
-#include <sys/socket.h>
-#include <unistd.h>
-
-#include <cerrno>
-
 #include <algorithm>
 #include <chrono>
+#include <optional>
 
 #include "netlink/netlink.h"
 #include "sockdiag/log.h"
@@ -87,20 +81,10 @@ NamespacePoller::Result NamespacePoller::Poll() {
   }
   if (!fanout.empty()) {
     auto t0 = ctx_.clock->Now();
-    Status s;
-    if (!sockdiag_ && ctx_.netlink != nullptr) {
-      auto opened = ctx_.netlink->Open(NETLINK_SOCK_DIAG);
-      if (opened.ok()) {
-        sockdiag_ = std::move(opened).value();
-      } else {
-        s = opened.status().WithPrefix("open sock_diag socket");
-      }
-    }
-    if (s.ok() && !sockdiag_) s = Status::Unsupported("no netlink factory");
+    Status s = sockdiag_.Open(ctx_.netlink);
     if (s.ok()) {
-      SockDiagStream stream(sockdiag_.get());
+      SockDiagStream stream(&sockdiag_);
       s = stream.Run(udp, fanout, &result.stream);
-      if (sockdiag_->broken()) sockdiag_.reset();  // Reopen next poll.
     }
     result.stream_seconds = ctx_.clock->SecondsSince(t0);
     for (size_t i : consumers) {
@@ -190,18 +174,17 @@ Poller::Poller(const Config& config, PollerSources sources)
   } else {
     // The way back after visiting other namespaces. /proc itself, not
     // --path.procfs: this is the exporter's own thread.
-    own_netns_fd_ = open("/proc/thread-self/ns/net", O_RDONLY | O_CLOEXEC);
-    if (own_netns_fd_ < 0) {
+    auto home = NetnsFile::Open("/proc/thread-self/ns/net");
+    if (home.ok()) {
+      own_netns_ = std::make_unique<NetnsFile>(std::move(home).value());
+    } else {
       Log(LogLevel::kError, "cannot open own network namespace; pods mode polls nothing",
-          {{"err", Status::FromErrno(errno, "open /proc/thread-self/ns/net").ToString()}});
+          {{"err", home.status().ToString()}});
     }
   }
 }
 
-Poller::~Poller() {
-  Stop();
-  if (own_netns_fd_ >= 0) close(own_netns_fd_);
-}
+Poller::~Poller() { Stop(); }
 
 void Poller::Start() { thread_ = std::thread([this] { Run(); }); }
 
@@ -222,7 +205,7 @@ std::shared_ptr<const MetricFamilies> Poller::Snapshot() const {
 void Poller::PollSelf(PollTotals* totals) { totals->AddResult(self_->Poll(), {}); }
 
 void Poller::PollNamespaces(PollTotals* totals) {
-  if (own_netns_fd_ < 0) return;
+  if (!own_netns_) return;
   NetnsDiscovery found =
       DiscoverNetns(procfs_, config_.netns_run_dir, config_.netns_include_host,
                     static_cast<size_t>(config_.netns_max));
@@ -230,26 +213,29 @@ void Poller::PollNamespaces(PollTotals* totals) {
   std::map<uint64_t, std::unique_ptr<NamespacePoller>> kept;
   for (const NetnsTarget& t : found.targets) {
     auto t0 = clock_.Now();
-    const int fd = open(t.ns_path.c_str(), O_RDONLY | O_CLOEXEC);
-    if (fd < 0) {
-      netns_vanished_++;  // The process or mount went away since discovery.
-      continue;
-    }
-    if (setns(fd, CLONE_NEWNET) != 0) {
-      const Status s = Status::FromErrno(errno, "setns " + t.ns_path);
-      close(fd);
-      if (s.IsPermission()) {
-        netns_errors_++;
-        LogOnce(LogLevel::kWarn, "setns-eperm",
-                "cannot enter network namespaces: pods mode needs CAP_SYS_ADMIN (and "
-                "CAP_SYS_PTRACE to open other processes' namespaces)",
-                {{"err", s.ToString()}});
-      } else {
-        netns_vanished_++;
+    std::optional<ScopedNetns> inside;
+    {
+      auto target = NetnsFile::Open(t.ns_path);  // Closed once entered.
+      if (!target.ok()) {
+        netns_vanished_++;  // The process or mount went away since discovery.
+        continue;
       }
-      continue;
+      auto entered = ScopedNetns::Enter(target.value(), *own_netns_);
+      if (!entered.ok()) {
+        const Status& s = entered.status();
+        if (s.IsPermission()) {
+          netns_errors_++;
+          LogOnce(LogLevel::kWarn, "setns-eperm",
+                  "cannot enter network namespaces: pods mode needs CAP_SYS_ADMIN (and "
+                  "CAP_SYS_PTRACE to open other processes' namespaces)",
+                  {{"err", s.ToString()}});
+        } else {
+          netns_vanished_++;
+        }
+        continue;
+      }
+      inside.emplace(std::move(entered).value());
     }
-    close(fd);
     auto& poller = kept[t.inode];
     if (auto it = netns_pollers_.find(t.inode); it != netns_pollers_.end()) {
       poller = std::move(it->second);
@@ -258,10 +244,9 @@ void Poller::PollNamespaces(PollTotals* totals) {
     }
     poller->set_net_dir(t.net_dir.empty() ? "thread-self/net" : t.net_dir);
     NamespacePoller::Result r = poller->Poll();
-    if (setns(own_netns_fd_, CLONE_NEWNET) != 0) {
+    if (Status back = inside->Return(); !back.ok()) {
       // Should be impossible: we came from there. Stop polling others.
-      Log(LogLevel::kError, "cannot return to own network namespace",
-          {{"err", Status::FromErrno(errno, "setns").ToString()}});
+      Log(LogLevel::kError, "cannot return to own network namespace", {{"err", back.ToString()}});
       break;
     }
     Labels extra = {{"netns", t.label}};

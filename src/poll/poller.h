@@ -10,6 +10,8 @@
 // thread. Start() once. PollOnce() only while the thread is not running.
 #pragma once
 
+#include <linux/netlink.h>
+
 #include <atomic>
 #include <chrono>
 #include <condition_variable>
@@ -29,6 +31,7 @@
 #include "source/dump_session.h"
 #include "source/netlink_socket.h"
 #include "source/poll_context.h"
+#include "source/netns.h"
 #include "source/procfs.h"
 
 namespace sockdiag {
@@ -67,7 +70,7 @@ class NamespacePoller {
   struct Slot;
   PollContext ctx_;
   std::vector<std::unique_ptr<Slot>> slots_;
-  std::unique_ptr<NetlinkDumper> sockdiag_;
+  DumpSession sockdiag_{NETLINK_SOCK_DIAG, "sock_diag"};
 };
 
 // What a Poller reads the system through. Null members mean the real
@@ -123,7 +126,7 @@ class Poller {
   // (its netlink sockets stay bound to that namespace) and dropped when the
   // namespace is no longer found, which releases it.
   std::map<uint64_t, std::unique_ptr<NamespacePoller>> netns_pollers_;
-  int own_netns_fd_ = -1;
+  std::unique_ptr<NetnsFile> own_netns_;  // Pods mode: the way back.
 
   mutable std::mutex mu_;
   std::shared_ptr<const MetricFamilies> snapshot_;  // GUARDED_BY(mu_)

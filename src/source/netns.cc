@@ -1,10 +1,14 @@
 #include "source/netns.h"
 
 #include <dirent.h>
+#include <fcntl.h>
+#include <sched.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <cctype>
+#include <cerrno>
 #include <map>
 
 #include "proc/proc_parsers.h"
@@ -92,6 +96,57 @@ NetnsDiscovery DiscoverNetns(const ProcFs& procfs, const std::string& run_dir, b
     out.targets.resize(max);
   }
   return out;
+}
+
+std::optional<uint64_t> CurrentNetnsInode() {
+  uint64_t inode = 0;
+  if (!StatInode("/proc/thread-self/ns/net", &inode)) return std::nullopt;
+  return inode;
+}
+
+Result<NetnsFile> NetnsFile::Open(std::string path) {
+  const int fd = open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return Status::FromErrno(errno, "open " + path);
+  return NetnsFile(fd, std::move(path));
+}
+
+NetnsFile::NetnsFile(NetnsFile&& other) noexcept
+    : fd_(other.fd_), path_(std::move(other.path_)) {
+  other.fd_ = -1;
+}
+
+NetnsFile& NetnsFile::operator=(NetnsFile&& other) noexcept {
+  if (this != &other) {
+    if (fd_ >= 0) close(fd_);
+    fd_ = other.fd_;
+    path_ = std::move(other.path_);
+    other.fd_ = -1;
+  }
+  return *this;
+}
+
+NetnsFile::~NetnsFile() {
+  if (fd_ >= 0) close(fd_);
+}
+
+Status NetnsFile::Enter() const {
+  if (setns(fd_, CLONE_NEWNET) != 0) return Status::FromErrno(errno, "setns " + path_);
+  return Status::Ok();
+}
+
+Result<ScopedNetns> ScopedNetns::Enter(const NetnsFile& target, const NetnsFile& home) {
+  Status s = target.Enter();
+  if (!s.ok()) return s;
+  return ScopedNetns(&home);
+}
+
+ScopedNetns::~ScopedNetns() { (void)Return(); }
+
+Status ScopedNetns::Return() {
+  if (home_ == nullptr) return Status::Ok();
+  Status s = home_->Enter();
+  if (s.ok()) home_ = nullptr;
+  return s;
 }
 
 }  // namespace sockdiag
