@@ -146,20 +146,7 @@ Result<CtGlobalStats> ParseCtGlobalStats(const struct nlmsghdr* nlh) {
 // ---------------------------------------------------------------------------
 // Per-CPU stats
 
-const std::array<CtStatInfo, 10> kCtExportedStats = {{
-    {2, "found", "Lookups that found an existing conntrack entry"},
-    {4, "invalid", "Packets conntrack could not track (invalid or malformed)"},
-    {8, "insert", "Conntrack entries inserted"},
-    {9, "insert_failed",
-     "Conntrack entries that could not be inserted because an equal entry existed (the NAT/DNS "
-     "clash race)"},
-    {10, "drop", "Packets dropped because inserting their conntrack entry failed"},
-    {11, "early_drop", "Conntrack entries evicted early to make room in a full table"},
-    {12, "error", "Packets conntrack rejected with an error (ICMP errors that match nothing)"},
-    {13, "search_restart", "Conntrack hash lookups restarted because the table changed underneath"},
-    {14, "clash_resolve", "Conntrack insertion clashes resolved instead of dropping"},
-    {15, "chain_too_long", "Conntrack insertions refused because a hash chain was too long"},
-}};
+static_assert(kCtStatsMaxKnown == CTA_STATS_CHAIN_TOOLONG);
 
 Result<CtCpuStats> ParseCtCpuStats(const struct nlmsghdr* nlh) {
   if (!IsCtnetlinkMessage(nlh)) return Status::Corruption("not a ctnetlink message");

@@ -61,19 +61,9 @@ Result<CtGlobalStats> ParseCtGlobalStats(const struct nlmsghdr* nlh);
 // ---------------------------------------------------------------------------
 // IPCTNL_MSG_CT_GET_STATS_CPU replies
 
-// Highest per-CPU statistic id known here (CTA_STATS_CHAIN_TOOLONG); older
-// uapi headers lack the newest ids, so they are spelled out.
+// Highest per-CPU statistic id read (CTA_STATS_CHAIN_TOOLONG); newer ids
+// are skipped.
 inline constexpr uint16_t kCtStatsMaxKnown = 15;
-
-// The statistics exported as counters: attribute id and metric stem
-// ("found" -> sockdiag_conntrack_found_total). Ids the kernel stopped
-// sending long ago (searched, new, ignore, delete, delete_list) are omitted.
-struct CtStatInfo {
-  uint16_t attr;
-  const char* name;
-  const char* help;
-};
-extern const std::array<CtStatInfo, 10> kCtExportedStats;
 
 struct CtCpuStats {
   uint16_t cpu = 0;  // nfgenmsg.res_id.
