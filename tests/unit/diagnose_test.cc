@@ -16,6 +16,8 @@
 #include <sstream>
 #include <string>
 
+#include "unit/golden.h"
+
 using namespace sockdiag;
 
 namespace {
@@ -692,6 +694,12 @@ TEST_CASE("diagnose: the text report fits 80 columns", "[diagnose]") {
     INFO(part);
     CHECK(Contains(busy, part));
   }
+}
+
+TEST_CASE("diagnose: the reports of a busy namespace match tests/golden/", "[diagnose][golden]") {
+  const DiagnoseReport r = Busy();
+  sockdiag::testing::CompareWithGolden(RenderDiagnosisText(r), "diagnose_busy.txt");
+  sockdiag::testing::CompareWithGolden(RenderDiagnosisJson(r), "diagnose_busy.json");
 }
 
 TEST_CASE("diagnose: JSON is valid and has exactly the documented keys", "[diagnose]") {

@@ -26,18 +26,19 @@
 #include <string>
 
 #include "caps.h"
+#include "diagnose/diagnose.h"
 #include "flags.h"
 #include "poll/poller.h"
 #include "sockdiag/version.h"
 #include "source/clock.h"
 #include "source/replay.h"
+#include "unit/golden.h"
 
 using namespace sockdiag;
 
 namespace {
 
 const std::string kData = SOCKDIAG_TEST_DATA;
-const std::string kGolden = SOCKDIAG_TEST_GOLDEN;
 
 // 2026-01-01T00:00:00Z.
 constexpr std::chrono::seconds kWallStart{1767225600};
@@ -72,39 +73,6 @@ std::string Serialize(const MetricFamilies& families) {
   return text;
 }
 
-// Compares with the golden file, or rewrites it when asked to.
-void CompareWithGolden(const std::string& actual, const std::string& name) {
-  const std::string path = kGolden + "/" + name;
-  const char* update = std::getenv("SOCKDIAG_UPDATE_GOLDEN");
-  if (update != nullptr && std::string(update) == "1") {
-    std::ofstream(path, std::ios::binary) << actual;
-    WARN("rewrote " << path);
-    return;
-  }
-  std::ifstream in(path, std::ios::binary);
-  REQUIRE(in.good());
-  std::stringstream expected_text;
-  expected_text << in.rdbuf();
-  const std::string expected = expected_text.str();
-  if (actual == expected) return;
-  // Name the first line that differs rather than print both files.
-  std::istringstream a(actual), e(expected);
-  std::string a_line, e_line;
-  int line = 0;
-  for (;;) {
-    ++line;
-    const bool more_a = static_cast<bool>(std::getline(a, a_line));
-    const bool more_e = static_cast<bool>(std::getline(e, e_line));
-    if (!more_a) a_line = "<end of output>";
-    if (!more_e) e_line = "<end of file>";
-    if (a_line != e_line || (!more_a && !more_e)) break;
-  }
-  FAIL_CHECK(path << " differs at line " << line << "\n  expected: " << e_line
-                  << "\n  actual:   " << a_line
-                  << "\n(after a deliberate change, SOCKDIAG_UPDATE_GOLDEN=1 rewrites it: "
-                     "tests/golden/README.md)");
-}
-
 // Prometheus naming rules over every family: valid and unique names, the
 // sockdiag_ prefix, HELP text, _total exactly on counters, valid label
 // names never repeated within a sample.
@@ -137,10 +105,9 @@ const prometheus::MetricFamily* Find(const MetricFamilies& families, const std::
   return nullptr;
 }
 
-}  // namespace
 
-TEST_CASE("golden exposition: recorded kernel replies through every collector", "[golden]") {
-  const Config config = ConfigFromFlags({});
+// One self-mode poll of the recordings; `opens` gets the sockets opened.
+MetricFamilies ReplayedPoll(const Config& config, int* opens) {
   ProcFs procfs(kData + "/proc");
   ReplayFactory replay;
   REQUIRE(replay.AddFile(NETLINK_SOCK_DIAG, kData + "/netlink/sock_diag_recording.bin").ok());
@@ -148,10 +115,18 @@ TEST_CASE("golden exposition: recorded kernel replies through every collector", 
   REQUIRE(replay.AddFile(NETLINK_NETFILTER, kData + "/netlink/ctnetlink_stats_recording.bin").ok());
   REQUIRE(replay.AddFile(NETLINK_NETFILTER, kData + "/netlink/ctnetlink_table_recording.bin").ok());
   ManualClock clock{std::chrono::system_clock::time_point(kWallStart)};
-
   Poller poller(config, {&procfs, &replay, &clock});
   poller.PollOnce();
-  MetricFamilies families = *poller.Snapshot();
+  *opens = replay.opens();
+  return *poller.Snapshot();
+}
+
+}  // namespace
+
+TEST_CASE("golden exposition: recorded kernel replies through every collector", "[golden]") {
+  const Config config = ConfigFromFlags({});
+  int opens = 0;
+  MetricFamilies families = ReplayedPoll(config, &opens);
   for (auto& f : CapabilityFamiliesFor(config)) families.push_back(std::move(f));
 
   LintFamilies(families);
@@ -163,8 +138,21 @@ TEST_CASE("golden exposition: recorded kernel replies through every collector", 
     INFO("collector " << m.label.at(0).value);
     CHECK(m.gauge.value == 1);
   }
-  CHECK(replay.opens() == 3);
-  CompareWithGolden(Serialize(families), "self.prom");
+  CHECK(opens == 3);
+  sockdiag::testing::CompareWithGolden(Serialize(families), "self.prom");
+}
+
+TEST_CASE("golden diagnose report of the recorded poll", "[golden][diagnose]") {
+  const Config config = ConfigFromFlags({});
+  int opens = 0;
+  const MetricFamilies families = ReplayedPoll(config, &opens);
+  DiagnoseInput input;
+  input.last = &families;
+  input.target = "current network namespace";
+  input.netns_inode = 4026531840;
+  const DiagnoseReport report = AnalyzeDiagnosis(input);
+  sockdiag::testing::CompareWithGolden(RenderDiagnosisText(report), "diagnose_self.txt");
+  sockdiag::testing::CompareWithGolden(RenderDiagnosisJson(report), "diagnose_self.json");
 }
 
 TEST_CASE("golden exposition: pods mode finding no namespace", "[golden]") {
@@ -181,5 +169,5 @@ TEST_CASE("golden exposition: pods mode finding no namespace", "[golden]") {
   LintFamilies(families);
   CHECK(Find(families, "sockdiag_netns_polled") != nullptr);
   CHECK(replay.opens() == 0);
-  CompareWithGolden(Serialize(families), "pods_no_namespace.prom");
+  sockdiag::testing::CompareWithGolden(Serialize(families), "pods_no_namespace.prom");
 }
