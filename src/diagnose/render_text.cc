@@ -72,14 +72,16 @@ std::string RenderDiagnosisText(const DiagnoseReport& r) {
     line("  no outbound connection holds an ephemeral port");
   } else {
     constexpr size_t kDestWidth = 44;
-    line("  " + Pad("FROM -> TO", kDestWidth) + "  HELD  USED  TIME_WAIT  REUSE");
+    const Table table({{kDestWidth},
+                       {6, Table::Align::kRight},
+                       {6, Table::Align::kRight},
+                       {11, Table::Align::kRight},
+                       {0, Table::Align::kLeft, 2}});
+    line(table.Row({"FROM -> TO", "HELD", "USED", "TIME_WAIT", "REUSE"}));
     const size_t shown = std::min<size_t>(r.destinations.size(), 5);
     for (size_t i = 0; i < shown; ++i) {
       const auto& d = r.destinations[i];
       std::string name = d.local_address + " -> " + d.RemoteText();
-      std::string cols = PadLeft(Num(d.ports_held), 6) + PadLeft(Percent(d.utilization), 6) +
-                         PadLeft(d.time_wait_share ? Percent(*d.time_wait_share) : "?", 11) + "  " +
-                         (d.time_wait_reusable ? "yes" : "no");
       if (name.size() > kDestWidth) {  // Long IPv6 addresses: one per line.
         line("  " + d.local_address + " ->");
         name = "  " + d.RemoteText();
@@ -88,7 +90,9 @@ std::string RenderDiagnosisText(const DiagnoseReport& r) {
           name.clear();
         }
       }
-      line("  " + Pad(name, kDestWidth) + cols);
+      line(table.Row({name, Num(d.ports_held), Percent(d.utilization),
+                      d.time_wait_share ? Percent(*d.time_wait_share) : "?",
+                      d.time_wait_reusable ? "yes" : "no"}));
     }
     std::string more = "Destinations tracked: " + Num(p.destinations.value_or(0)) +
                        ", worst utilization " + Percent(p.utilization_max.value_or(0)) +
@@ -102,15 +106,17 @@ std::string RenderDiagnosisText(const DiagnoseReport& r) {
   if (r.service_ports.empty()) {
     line("  none");
   } else {
-    line("  DIRECTION  PORT     SOCKETS   ESTAB  TIME_WAIT  CLOSE_WAIT   OTHER");
+    const auto right = Table::Align::kRight;
+    const Table table(
+        {{11}, {7}, {9, right}, {8, right}, {11, right}, {12, right}, {8, right}});
+    line(table.Row({"DIRECTION", "PORT", "SOCKETS", "ESTAB", "TIME_WAIT", "CLOSE_WAIT", "OTHER"}));
     const size_t shown = std::min<size_t>(r.service_ports.size(), 8);
     for (size_t i = 0; i < shown; ++i) {
       const auto& sp = r.service_ports[i];
       const uint64_t est = sp.State("established"), tw = sp.State("time_wait"),
                      cw = sp.State("close_wait");
-      line("  " + Pad(sp.direction, 11) + Pad(sp.port, 7) + PadLeft(Num(sp.sockets), 9) +
-           PadLeft(Num(est), 8) + PadLeft(Num(tw), 11) + PadLeft(Num(cw), 12) +
-           PadLeft(Num(sp.sockets - est - tw - cw), 8));
+      line(table.Row({sp.direction, sp.port, Num(sp.sockets), Num(est), Num(tw), Num(cw),
+                      Num(sp.sockets - est - tw - cw)}));
     }
   }
 
@@ -118,9 +124,10 @@ std::string RenderDiagnosisText(const DiagnoseReport& r) {
   if (r.close_wait.empty()) {
     line("  none");
   } else {
+    const Table table({{20}, {8, Table::Align::kRight}});
     for (size_t i = 0; i < std::min<size_t>(r.close_wait.size(), 5); ++i) {
       const auto& c = r.close_wait[i];
-      line("  " + Pad(c.direction + " :" + c.port, 20) + PadLeft(Num(c.sockets), 8));
+      line(table.Row({c.direction + " :" + c.port, Num(c.sockets)}));
     }
   }
 
@@ -129,10 +136,12 @@ std::string RenderDiagnosisText(const DiagnoseReport& r) {
   if (r.listen_queues.empty()) {
     line("  none");
   } else {
+    const Table table({{30}, {12, Table::Align::kRight}, {0, Table::Align::kLeft, 2}});
     for (size_t i = 0; i < std::min<size_t>(r.listen_queues.size(), 5); ++i) {
       const auto& q = r.listen_queues[i];
-      line("  " + Pad(HostPort(q.address, q.port), 30) +
-           PadLeft(Num(q.length) + "/" + Num(q.limit), 12) + (q.full ? "  FULL" : ""));
+      const std::string address = HostPort(q.address, q.port);
+      const std::string fill = Num(q.length) + "/" + Num(q.limit);
+      line(q.full ? table.Row({address, fill, "FULL"}) : table.Row({address, fill}));
     }
   }
   if (r.listen_overflows_total) {
@@ -146,19 +155,20 @@ std::string RenderDiagnosisText(const DiagnoseReport& r) {
 
   heading("SYSCTLS");
   if (r.sysctls.empty()) line("  not available (the sysctl collector is off or failed)");
+  const Table sysctls({{19}, {13, Table::Align::kLeft, 1}});
+  const size_t verdict_column = sysctls.width();
   for (const auto& sc : r.sysctls) {
     // The short names are unambiguous (tcp_tw_reuse, somaxconn, ...).
     std::string name = sc.name;
     for (const std::string prefix : {"net.ipv4.", "net.core.", "net.netfilter."}) {
       if (name.starts_with(prefix)) name = name.substr(prefix.size());
     }
-    constexpr size_t kVerdictColumn = 35;
-    std::string left = "  " + Pad(name, 19) + " " + Pad(sc.value.value_or("-"), 13);
-    if (left.size() > kVerdictColumn) {
+    std::string left = sysctls.Row({name, sc.value.value_or("-")});
+    if (left.size() > verdict_column) {
       line(left);
-      left = std::string(kVerdictColumn, ' ');
+      left = std::string(verdict_column, ' ');
     }
-    line(left + Wrap(sc.verdict, left.size(), kVerdictColumn));
+    line(left + Wrap(sc.verdict, left.size(), verdict_column));
   }
 
   heading("CONNTRACK");
@@ -192,6 +202,7 @@ std::string RenderDiagnosisText(const DiagnoseReport& r) {
   }
 
   heading("FINDINGS");
+  const Table findings({{9}});
   size_t warnings = 0, criticals = 0;
   if (r.findings.empty()) line("  none");
   for (const auto& f : r.findings) {
@@ -200,7 +211,7 @@ std::string RenderDiagnosisText(const DiagnoseReport& r) {
     const std::string tag = f.severity == Severity::kCritical  ? "CRITICAL"
                             : f.severity == Severity::kWarning ? "WARNING"
                                                                : "info";
-    line("  " + Pad(tag, 9) + Wrap(f.message, 11, 11));
+    line(findings.Row({tag}) + Wrap(f.message, findings.width(), findings.width()));
   }
   out += "\n";
   if (criticals + warnings == 0) {
@@ -211,6 +222,5 @@ std::string RenderDiagnosisText(const DiagnoseReport& r) {
   }
   return out;
 }
-
 
 }  // namespace sockdiag

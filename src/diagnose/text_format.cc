@@ -69,4 +69,20 @@ std::string PadLeft(const std::string& s, size_t width) {
   return s.size() >= width ? s : std::string(width - s.size(), ' ') + s;
 }
 
+std::string Table::Row(std::initializer_list<std::string> cells) const {
+  std::string out = "  ";
+  size_t i = 0;
+  for (const std::string& cell : cells) {
+    const Column& c = columns_.at(i++);
+    out += std::string(c.gap, ' ');
+    out += c.align == Align::kLeft ? Pad(cell, c.width) : PadLeft(cell, c.width);
+  }
+  return out;
+}
+
+size_t Table::width() const {
+  size_t w = 2;
+  for (const Column& c : columns_) w += c.gap + c.width;
+  return w;
+}
 }  // namespace sockdiag::text
