@@ -9,7 +9,7 @@
 //                                               processes' /proc/PID/ns/net)
 //   --web.listen-address with a port < 1024  -> CAP_NET_BIND_SERVICE
 //
-// Everything but EffectiveCapabilities() and LastCapability() is pure, so the
+// Pure: the capabilities held come from source/capabilities.h, so the
 // report is testable without privileges. Thread-safety: free functions, no
 // shared state.
 #pragma once
@@ -57,10 +57,5 @@ MetricFamilies CapabilityFamilies(const CapabilityReport& report);
 // warning per missing capability naming the features that will fail, and a
 // warning listing capabilities held but not needed.
 void LogCapabilityReport(const CapabilityReport& report);
-
-// The calling thread's effective set (capget(2)).
-Result<uint64_t> EffectiveCapabilities();
-// /proc/sys/kernel/cap_last_cap, or 40 (Linux 5.9+) when unreadable.
-int LastCapability();
 
 }  // namespace sockdiag

@@ -15,6 +15,7 @@
 #include "poll/poller.h"
 #include "sockdiag/log.h"
 #include "sockdiag/version.h"
+#include "source/capabilities.h"
 #include "web/web.h"
 
 namespace {

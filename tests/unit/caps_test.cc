@@ -2,6 +2,8 @@
 
 #include <catch2/catch.hpp>
 
+#include "source/capabilities.h"
+
 using namespace sockdiag;
 
 namespace {
