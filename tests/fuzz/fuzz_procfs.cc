@@ -4,6 +4,7 @@
 #include <cstdint>
 #include <string>
 
+#include "model/port_settings.h"
 #include "proc/proc_parsers.h"
 
 namespace {
