@@ -85,11 +85,14 @@ Status NetlinkSocket::Dump(std::span<uint8_t> request, MessageSink& sink, DumpSt
       record.write(reinterpret_cast<const char*>(&len32), sizeof(len32));
       record.write(reinterpret_cast<const char*>(buffer_.data()), static_cast<std::streamsize>(len));
     }
-    auto progress = ProcessDatagram({buffer_.data(), len}, seq, portid_, sink, stats);
+    bool reply_ended = false;
+    auto progress =
+        ProcessDatagram({buffer_.data(), len}, seq, portid_, sink, stats, &reply_ended);
     if (!progress.ok()) {
-      // The rest of the dump may still be queued; a fresh socket is simpler
-      // and safer than draining a stream of unknown length.
-      broken_ = true;
+      // Unless the kernel ended its reply (a refusal), the rest of the dump
+      // may still be queued; a fresh socket is simpler and safer than
+      // draining a stream of unknown length.
+      broken_ = !reply_ended;
       return progress.status();
     }
     if (progress.value() == DumpProgress::kDone) return Status::Ok();
