@@ -106,7 +106,8 @@ Status SockDiagStream::DumpOne(uint8_t family, uint8_t protocol, uint32_t states
   ParsingSink parsing(protocol, sink, &stats->sockets);
   stats->dumps++;
   Status s = dumper_->Dump(request_, parsing, &stats->netlink);
-  // A kernel without IPv6 (or without UDP diag) answers with one of these.
+  // A kernel without IPv6 answers IPv6 dumps with one of these: there are
+  // no IPv6 sockets to count.
   if (!s.ok() && family == AF_INET6 && (s.IsUnsupported() || s.IsNotFound())) {
     return Status::Ok();
   }
@@ -127,7 +128,14 @@ Status SockDiagStream::RunOnce(bool include_udp, SocketStreamSink& sink,
   if (include_udp) {
     for (uint8_t family : kFamilies) {
       Status s = DumpOne(family, IPPROTO_UDP, kAllDumpStates, sink, stats);
-      if (!s.ok()) return s.WithPrefix("sock_diag UDP dump");
+      if (s.ok()) continue;
+      // A kernel without UDP diagnostics (no udp_diag) refuses UDP dumps:
+      // the TCP pass stands, only UDP is unknown.
+      if (s.IsNotFound() || s.IsUnsupported()) {
+        sink.OnUnavailable(IPPROTO_UDP);
+        break;
+      }
+      return s.WithPrefix("sock_diag UDP dump");
     }
   }
   return Status::Ok();

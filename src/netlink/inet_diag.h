@@ -97,13 +97,19 @@ struct SocketStreamStats {
 // the listener request makes the kernel walk only the listening hash and the
 // others only the established hash, so together they cost one full dump.
 //
-// IPv6 being unavailable (EAFNOSUPPORT and friends) is not an error.
+// A kernel refusing a dump as unknown (NotFound, Unsupported) is not an
+// error in two cases: IPv6 dumps on a kernel without IPv6 (there is nothing
+// to count), and UDP dumps on a kernel without UDP diagnostics (udp_diag),
+// after which the sink is told UDP is unavailable and the TCP pass stands.
 // NLM_F_DUMP_INTR: the sink is told to Reset() and the pass restarts once;
 // if interrupted again the data is kept and counted.
 class SocketStreamSink : public SocketSink {
  public:
   // Discard everything seen so far (the pass restarts).
   virtual void Reset() = 0;
+  // This pass cannot list the sockets of `protocol` (IPPROTO_UDP): the
+  // kernel refused the dump.
+  virtual void OnUnavailable(uint8_t protocol) { (void)protocol; }
 };
 
 class SockDiagStream {

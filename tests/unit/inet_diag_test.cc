@@ -207,7 +207,8 @@ TEST_CASE("SockDiagStream restarts once after NLM_F_DUMP_INTR", "[inet_diag]") {
   CHECK(sink.seen.empty());  // The retry's replies were empty.
 }
 
-TEST_CASE("SockDiagStream tolerates a kernel without IPv6 but not other errors", "[inet_diag]") {
+TEST_CASE("SockDiagStream tolerates a kernel without IPv6 or UDP diagnostics, not other errors",
+          "[inet_diag]") {
   {
     // Listeners and TCP: IPv4 answers, IPv6 is refused.
     ReplayDumper dumper({Done(), Refusal(EAFNOSUPPORT), Done(), Refusal(EAFNOSUPPORT)});
@@ -217,6 +218,28 @@ TEST_CASE("SockDiagStream tolerates a kernel without IPv6 but not other errors",
     CHECK(stream.Run(false, sink, &stats).ok());
     CHECK(dumper.remaining() == 0);
     CHECK_FALSE(dumper.broken());  // A refusal ends the kernel's reply.
+  }
+  {
+    // UDP refused (no udp_diag): the TCP pass stands and the sink is told.
+    struct Told : Collecting {
+      int udp_unavailable = 0;
+      void OnUnavailable(uint8_t protocol) override { udp_unavailable += protocol == IPPROTO_UDP; }
+    } sink;
+    ReplayDumper dumper({Done(), Done(), Done(), Done(), Refusal(ENOENT)});
+    SocketStreamStats stats;
+    SockDiagStream stream(&dumper);
+    CHECK(stream.Run(true, sink, &stats).ok());
+    CHECK(sink.udp_unavailable == 1);
+  }
+  {
+    // Any other UDP failure fails the pass.
+    ReplayDumper dumper({Done(), Done(), Done(), Done(), Refusal(EPERM)});
+    Collecting sink;
+    SocketStreamStats stats;
+    SockDiagStream stream(&dumper);
+    Status s = stream.Run(true, sink, &stats);
+    CHECK(s.IsPermission());
+    CHECK(s.ToString().find("UDP dump") != std::string::npos);
   }
   {
     ReplayDumper dumper({Refusal(EPERM)});
