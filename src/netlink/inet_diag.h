@@ -60,8 +60,6 @@ struct InetSocket {
   uint32_t wqueue = 0;      // LISTEN: backlog limit; else bytes unsent.
   uint32_t uid = 0;
   uint32_t inode = 0;
-
-  bool IsLoopback() const;  // remote address in 127.0.0.0/8, ::1 or ::ffff:127.0.0.0/104.
 };
 
 // Builds a SOCK_DIAG_BY_FAMILY dump request (inet_diag_req_v2, no extensions)
@@ -85,9 +83,7 @@ class SocketSink {
 struct SocketStreamStats {
   DumpStats netlink;
   uint64_t sockets = 0;
-  uint64_t dumps = 0;
-  uint64_t interrupted_retries = 0;  // Dumps restarted once after NLM_F_DUMP_INTR.
-  uint64_t interrupted_kept = 0;     // Dumps still interrupted after the retry (data kept).
+  uint64_t interrupted_retries = 0;  // Passes restarted once after NLM_F_DUMP_INTR.
 };
 
 // Streams every socket of a namespace to a sink, in this order: TCP

@@ -18,8 +18,6 @@ Result<DumpProgress> ProcessDatagram(std::span<const uint8_t> datagram, uint32_t
   // Bounds are checked here in size_t rather than with mnl_nlmsg_ok():
   // libmnl 1.0.4 compares (int)nlmsg_len, so a length >= 2^31 turns negative
   // and passes its check.
-  stats->datagrams++;
-  stats->bytes += datagram.size();
   bool multipart = true;
   size_t offset = 0;
   while (datagram.size() - offset >= sizeof(struct nlmsghdr)) {
@@ -74,7 +72,6 @@ Result<DumpProgress> ProcessDatagram(std::span<const uint8_t> datagram, uint32_t
       case NLMSG_OVERRUN:
         return Status::IOError("netlink overrun", ENOBUFS);
       default: {
-        stats->messages++;
         Status s = sink.OnMessage(nlh);
         if (!s.ok()) return s;
         break;

@@ -32,11 +32,8 @@ class MessageSink {
   virtual Status OnMessage(const struct nlmsghdr* nlh) = 0;
 };
 
-// Counters of one dump; accumulate across calls.
+// What the walker noticed about a dump; accumulates across calls.
 struct DumpStats {
-  uint64_t datagrams = 0;
-  uint64_t messages = 0;  // Data messages handed to the sink.
-  uint64_t bytes = 0;
   bool interrupted = false;  // Some message carried NLM_F_DUMP_INTR.
 };
 

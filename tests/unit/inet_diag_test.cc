@@ -5,6 +5,7 @@
 #include <catch2/catch.hpp>
 #include <cerrno>
 
+#include "netlink/address.h"
 #include "netlink/replay_dumper.h"
 #include "unit/netlink_builders.h"
 
@@ -73,7 +74,7 @@ TEST_CASE("ParseInetDiag reads an IPv4 socket", "[inet_diag]") {
   CHECK(s.remote_port == 3306);
   CHECK(s.expires_ms == 59000);
   CHECK(s.remote_addr[0] == 10);
-  CHECK_FALSE(s.IsLoopback());
+  CHECK_FALSE(IsLoopbackAddress(s.family, s.remote_addr));
   CHECK(std::string(TcpStateName(s.state)) == "time_wait");
 }
 
@@ -86,16 +87,16 @@ TEST_CASE("ParseInetDiag reads an IPv6 listener and its queues", "[inet_diag]") 
   CHECK(s.family == AF_INET6);
   CHECK(s.rqueue == 129);
   CHECK(s.wqueue == 128);
-  CHECK(s.IsLoopback());
+  CHECK(IsLoopbackAddress(s.family, s.remote_addr));
 }
 
 TEST_CASE("IPv4-mapped loopback counts as loopback", "[inet_diag]") {
   InetSocket s;
   s.family = AF_INET6;
   s.remote_addr = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff, 127, 0, 0, 2};
-  CHECK(s.IsLoopback());
+  CHECK(IsLoopbackAddress(s.family, s.remote_addr));
   s.remote_addr[12] = 10;
-  CHECK_FALSE(s.IsLoopback());
+  CHECK_FALSE(IsLoopbackAddress(s.family, s.remote_addr));
 }
 
 TEST_CASE("ParseInetDiag rejects malformed messages", "[inet_diag]") {
@@ -202,7 +203,6 @@ TEST_CASE("SockDiagStream restarts once after NLM_F_DUMP_INTR", "[inet_diag]") {
   REQUIRE(stream.Run(false, sink, &stats).ok());
   CHECK(sink.resets == 1);
   CHECK(stats.interrupted_retries == 1);
-  CHECK(stats.interrupted_kept == 0);
   CHECK(requests.size() == 8);
   CHECK(sink.seen.empty());  // The retry's replies were empty.
 }

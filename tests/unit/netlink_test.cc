@@ -36,8 +36,6 @@ TEST_CASE("walker delivers data messages and stops at NLMSG_DONE", "[netlink]") 
   REQUIRE(r.ok());
   CHECK(r.value() == DumpProgress::kDone);
   CHECK(sink.n == 2);
-  CHECK(stats.messages == 2);
-  CHECK(stats.bytes == bytes.size());
   CHECK_FALSE(stats.interrupted);
 }
 
