@@ -7,6 +7,7 @@
 #include <limits>
 #include <map>
 
+#include "proc/duration.h"
 #include "proc/proc_parsers.h"
 #include "sockdiag/collector.h"
 
@@ -216,41 +217,16 @@ const CollectorInfo* FindCollector(std::string_view name) {
 }  // namespace
 
 Result<std::chrono::milliseconds> ParseDuration(std::string_view text) {
-  if (text.empty()) return Status::InvalidArgument("empty duration");
+  auto d = ParseGoDuration(text);
+  if (!d.ok()) return d.status();
   const std::string quoted = "\"" + std::string(text) + "\"";
-  long double total_ms = 0;
-  size_t i = 0;
-  while (i < text.size()) {
-    long long n = 0;
-    auto [ptr, ec] = std::from_chars(text.data() + i, text.data() + text.size(), n);
-    if (ec != std::errc() || n < 0) {
-      return Status::InvalidArgument("invalid duration " + quoted +
-                                     " (want a positive value like 15s, 1m or 500ms)");
-    }
-    i = static_cast<size_t>(ptr - text.data());
-    std::string_view rest = text.substr(i);
-    long double unit;
-    size_t len;
-    if (rest.starts_with("ms")) {
-      unit = 1, len = 2;
-    } else if (rest.starts_with("s")) {
-      unit = 1000, len = 1;
-    } else if (rest.starts_with("m")) {
-      unit = 60000, len = 1;
-    } else if (rest.starts_with("h")) {
-      unit = 3600000, len = 1;
-    } else {
-      return Status::InvalidArgument("invalid duration " + quoted + ": missing or unknown unit " +
-                                     "(ms, s, m, h)");
-    }
-    total_ms += static_cast<long double>(n) * unit;
-    i += len;
+  if (d.value() < std::chrono::milliseconds(1)) {
+    return Status::InvalidArgument("duration " + quoted + " must be 1ms or more");
   }
-  if (total_ms <= 0) return Status::InvalidArgument("duration " + quoted + " must be positive");
-  if (total_ms > 24.0L * 3600000) {
+  if (d.value() > std::chrono::hours(24)) {
     return Status::InvalidArgument("duration " + quoted + " is longer than 24h");
   }
-  return std::chrono::milliseconds(static_cast<long long>(total_ms));
+  return std::chrono::duration_cast<std::chrono::milliseconds>(d.value());
 }
 
 Result<ListenAddress> ParseListenAddress(std::string_view text) {

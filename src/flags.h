@@ -24,7 +24,8 @@ Result<FlagAction> ParseFlags(const std::vector<std::string>& args, Config* conf
 // --help text.
 std::string UsageText(std::string_view program);
 
-// "15s", "1m30s", "250ms", "2h": positive durations only.
+// A duration flag: Go's duration syntax (proc/duration.h: "15s", "1m30s",
+// "250ms", "1.5h"), from 1ms to 24h.
 Result<std::chrono::milliseconds> ParseDuration(std::string_view text);
 
 // A validated listen address split into host ("" = all interfaces) and port.

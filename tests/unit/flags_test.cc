@@ -88,6 +88,12 @@ TEST_CASE("durations", "[flags]") {
   CHECK_FALSE(ParseDuration("").ok());
   CHECK_FALSE(ParseDuration("s").ok());
   CHECK_FALSE(ParseDuration("5x").ok());
+  CHECK(ParseDuration("1.5m").value() == std::chrono::seconds(90));  // Go's syntax.
+  CHECK_FALSE(ParseDuration("0").ok());
+  CHECK_FALSE(ParseDuration("500us").ok());  // Under 1ms.
+  CHECK_FALSE(ParseDuration("-5s").ok());
+  CHECK(ParseDuration("24h").ok());
+  CHECK(ParseDuration("25h").status().context().find("24h") != std::string::npos);
 }
 
 TEST_CASE("listen addresses", "[flags]") {
