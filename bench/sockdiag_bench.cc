@@ -42,10 +42,18 @@
 #include "netlink/inet_diag.h"
 #include "poll/poller.h"
 #include "sockdiag/collector.h"
+#include "support/http.h"
+#include "support/process.h"
+#include "support/system.h"
 
 namespace {
 
 using namespace sockdiag;
+using sockdiag::testing::ChildProcess;
+using sockdiag::testing::HttpGet;
+using sockdiag::testing::Median;
+using sockdiag::testing::SetSysctl;
+using sockdiag::testing::WaitUntil;
 
 double ThreadCpu() {
   timespec ts;
@@ -53,20 +61,9 @@ double ThreadCpu() {
   return static_cast<double>(ts.tv_sec) + static_cast<double>(ts.tv_nsec) * 1e-9;
 }
 
-double Median(std::vector<double> v) {
-  std::sort(v.begin(), v.end());
-  return v[v.size() / 2];
-}
-
 void Die(const char* what) {
   std::perror(what);
   std::exit(1);
-}
-
-void WriteSysctl(const char* path, const char* value) {
-  std::ofstream out(path);
-  out << value << "\n";
-  if (!out) Die(path);
 }
 
 sockaddr_in Addr(uint32_t host, uint16_t port) {
@@ -181,59 +178,17 @@ double SsCpu() {
          static_cast<double>(ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) * 1e-6;
 }
 
-struct Child {
-  pid_t pid = -1;
-  ~Child() {
-    if (pid > 0) {
-      kill(pid, SIGKILL);
-      waitpid(pid, nullptr, 0);
-    }
-  }
-};
-
-pid_t Spawn(const std::vector<std::string>& args) {
-  pid_t pid = fork();
-  if (pid == 0) {
-    int devnull = open("/dev/null", O_RDWR);
-    dup2(devnull, 0);
-    dup2(devnull, 1);
-    dup2(devnull, 2);
-    std::vector<char*> argv;
-    for (const auto& a : args) argv.push_back(const_cast<char*>(a.c_str()));
-    argv.push_back(nullptr);
-    execvp(argv[0], argv.data());
-    _exit(127);
-  }
-  return pid;
-}
-
-// GET http://127.0.0.1:port/path; returns the body length, -1 on failure.
-long HttpGet(uint16_t port, const char* path) {
-  int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  sockaddr_in a = Addr(0x7f000001u, port);
-  if (connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof(a)) != 0) {
-    close(fd);
-    return -1;
-  }
-  std::string req = std::string("GET ") + path + " HTTP/1.0\r\n\r\n";
-  if (write(fd, req.data(), req.size()) < 0) Die("write");
-  long total = 0;
-  char buf[65536];
-  for (ssize_t n; (n = read(fd, buf, sizeof(buf))) > 0;) total += n;
-  linger lg{1, 0};  // No TIME_WAIT from the bench itself.
-  setsockopt(fd, SOL_SOCKET, SO_LINGER, &lg, sizeof(lg));
-  close(fd);
-  return total;
-}
-
 bool WaitHttp(uint16_t port, const char* path) {
-  for (int i = 0; i < 200; ++i) {
-    if (HttpGet(port, path) > 0) return true;
-    usleep(50000);
-  }
-  return false;
+  return WaitUntil([&] { return HttpGet(port, path).status == 200; }, std::chrono::seconds(10));
 }
 
+void WriteSysctl(const char* dotted, const char* value) {
+  const std::string error = SetSysctl(dotted, value);
+  if (!error.empty()) {
+    std::fprintf(stderr, "%s\n", error.c_str());
+    std::exit(1);
+  }
+}
 // utime+stime of a process in seconds, from /proc/<pid>/stat.
 double ProcessCpu(pid_t pid) {
   std::ifstream in("/proc/" + std::to_string(pid) + "/stat");
@@ -383,9 +338,9 @@ int main(int argc, char** argv) {
     rl.rlim_cur = rl.rlim_max;
     setrlimit(RLIMIT_NOFILE, &rl);
   }
-  WriteSysctl("/proc/sys/net/ipv4/ip_local_port_range", "10000 65000");
-  WriteSysctl("/proc/sys/net/ipv4/tcp_max_tw_buckets", "2000000");
-  WriteSysctl("/proc/sys/net/ipv4/tcp_tw_reuse", "0");
+  WriteSysctl("net.ipv4.ip_local_port_range", "10000 65000");
+  WriteSysctl("net.ipv4.tcp_max_tw_buckets", "2000000");
+  WriteSysctl("net.ipv4.tcp_tw_reuse", "0");
 
   Config config;
   if (!ParseFlags({}, &config).ok()) return 1;
@@ -395,14 +350,14 @@ int main(int argc, char** argv) {
   poller.Poll();  // Warm up (opens the socket, reads sysctls).
 
   // The real binaries, polled/scraped in the same namespace.
-  Child exporter, node;
+  ChildProcess exporter, node;
   if (!exporter_bin.empty()) {
-    exporter.pid = Spawn({exporter_bin, "--web.listen-address=127.0.0.1:10061",
+    exporter = ChildProcess({exporter_bin, "--web.listen-address=127.0.0.1:10061",
                           "--poll.interval=200ms"});
     if (!WaitHttp(10061, "/-/ready")) Die("exporter did not become ready");
   }
   if (!node_exporter_bin.empty()) {
-    node.pid = Spawn({node_exporter_bin, "--web.listen-address=127.0.0.1:9100",
+    node = ChildProcess({node_exporter_bin, "--web.listen-address=127.0.0.1:9100",
                       "--collector.disable-defaults", "--collector.tcpstat"});
     if (!WaitHttp(9100, "/metrics")) Die("node_exporter did not answer");
   }
@@ -426,15 +381,15 @@ int main(int argc, char** argv) {
     }
     const double f = Median(floor), o = Median(ours);
     std::string node_cpu = "n/a", rss = "n/a";
-    if (node.pid > 0) {
+    if (node.pid() > 0) {
       HttpGet(9100, "/metrics");  // Warm.
-      const double c0 = ProcessCpu(node.pid);
+      const double c0 = ProcessCpu(node.pid());
       for (int r = 0; r < repeat; ++r) HttpGet(9100, "/metrics");
-      node_cpu = std::to_string((ProcessCpu(node.pid) - c0) / repeat * 1e3).substr(0, 6) + " ms";
+      node_cpu = std::to_string((ProcessCpu(node.pid()) - c0) / repeat * 1e3).substr(0, 6) + " ms";
     }
-    if (exporter.pid > 0) {
+    if (exporter.pid() > 0) {
       usleep(1000000);  // Several polls at this size.
-      rss = std::to_string(static_cast<double>(RssKiB(exporter.pid)) / 1024.0).substr(0, 5) + " MiB";
+      rss = std::to_string(static_cast<double>(RssKiB(exporter.pid())) / 1024.0).substr(0, 5) + " MiB";
     }
     std::printf("| %zu (dumped %zu, streamed %llu) | %.2f ms | %.2f ms | %.2fx | %.2f ms | %s | %s |\n",
                 n, messages, static_cast<unsigned long long>(streamed), f * 1e3, o * 1e3, o / f,
