@@ -147,7 +147,9 @@ int RunDiagnose(const char* program, const std::vector<std::string>& args) {
       target = "network namespace " + path;
     }
     auto ns = NetnsFile::Open(path);
-    if (!ns.ok()) return RunError(program, "--netns=" + options.netns + ": " + ns.status().ToString());
+    if (!ns.ok()) {
+      return RunError(program, "--netns=" + options.netns + ": " + ns.status().ToString());
+    }
     // Never returns: the report is the last thing this process does.
     if (Status entered = ns.value().Enter(); !entered.ok()) {
       std::string why = std::strerror(entered.err());

@@ -26,9 +26,8 @@ HttpResponse HttpRequest(const sockaddr_storage& to, socklen_t to_len, const std
   if (connect(fd, reinterpret_cast<const sockaddr*>(&to), to_len) != 0) {
     r.error = std::string("connect: ") + std::strerror(errno);
   } else {
-    const std::string req = options.method + " " + path +
-                            " HTTP/1.1\r\nHost: 127.0.0.1\r\n" + options.extra_headers +
-                            "Connection: close\r\n\r\n";
+    const std::string req = options.method + " " + path + " HTTP/1.1\r\nHost: 127.0.0.1\r\n" +
+                            options.extra_headers + "Connection: close\r\n\r\n";
     if (write(fd, req.data(), req.size()) != static_cast<ssize_t>(req.size())) {
       r.error = std::string("write: ") + std::strerror(errno);
     } else {
