@@ -53,6 +53,7 @@ using sockdiag::testing::ChildProcess;
 using sockdiag::testing::HttpGet;
 using sockdiag::testing::Median;
 using sockdiag::testing::SetSysctl;
+using sockdiag::testing::SpawnOptions;
 using sockdiag::testing::WaitUntil;
 
 double ThreadCpu() {
@@ -349,16 +350,21 @@ int main(int argc, char** argv) {
   NamespacePoller poller(config, procfs, "net", &netlink);
   poller.Poll();  // Warm up (opens the socket, reads sysctls).
 
-  // The real binaries, polled/scraped in the same namespace.
+  // The real binaries, polled/scraped in the same namespace. They die with
+  // the bench: an orphan would keep the port and the fds it inherited (the
+  // heavy-run lock of `flock ... bench/run.sh` among them).
+  SpawnOptions children;
+  children.die_with_parent = true;
   ChildProcess exporter, node;
   if (!exporter_bin.empty()) {
-    exporter = ChildProcess({exporter_bin, "--web.listen-address=127.0.0.1:10061",
-                          "--poll.interval=200ms"});
+    exporter = ChildProcess(
+        {exporter_bin, "--web.listen-address=127.0.0.1:10061", "--poll.interval=200ms"}, children);
     if (!WaitHttp(10061, "/-/ready")) Die("exporter did not become ready");
   }
   if (!node_exporter_bin.empty()) {
     node = ChildProcess({node_exporter_bin, "--web.listen-address=127.0.0.1:9100",
-                      "--collector.disable-defaults", "--collector.tcpstat"});
+                         "--collector.disable-defaults", "--collector.tcpstat"},
+                        children);
     if (!WaitHttp(9100, "/metrics")) Die("node_exporter did not answer");
   }
 
