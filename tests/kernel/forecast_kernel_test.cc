@@ -182,7 +182,7 @@ const Labels kDest = {{"family", "ipv4"},
 // What one poll of the exporter said about kDest.
 struct PollSeen {
   double time = 0;  // When the poll started (its sockets were read right after).
-  double exhaustion = -1, closes = -1, growth = -1, utilization = -1;
+  double exhaustion = -1, closes = -1, growth = -1, utilization = -1, steady = -1;
   double exhaustion_min = -1;
 };
 
@@ -204,6 +204,7 @@ std::vector<PollSeen> Watch(ExporterProcess& exporter, const Client& client, dou
       p.closes = s.Value("sockdiag_destination_closes_per_second", kDest);
       p.growth = s.Value("sockdiag_destination_connection_growth_per_second", kDest);
       p.utilization = s.Value("sockdiag_destination_ephemeral_port_utilization", kDest);
+      p.steady = s.Value("sockdiag_destination_ephemeral_port_steady_utilization", kDest);
       p.exhaustion_min = s.Value("sockdiag_ephemeral_port_exhaustion_seconds_min");
       polls.push_back(p);
     }
@@ -313,6 +314,35 @@ TEST_CASE("forecast: a connection leak runs out when the forecast said", "[kerne
   WARN("leak: forecast " << first.exhaustion << " s vs " << client.failed_at() - first.time
                          << " s at +" << first.time - client.start() << " s; growth "
                          << first.growth << "/s vs client " << real_rate << "/s");
+}
+
+TEST_CASE("forecast: churn that fits the range forecasts the horizon and its steady state",
+          "[kernel][forecast]") {
+  EnterFreshNetns();
+  // 15 closes/s hold 900 of 1500 ports once TIME_WAIT has filled: a steady
+  // 60 % that never exhausts, whatever the moment.
+  WriteSysctl("net.ipv4.ip_local_port_range", "20000 21499");
+  WriteSysctl("net.ipv4.tcp_tw_reuse", "0");
+  ExporterProcess exporter(
+      {"--poll.interval=500ms", "--no-collector.conntrack", "--no-collector.conntrack_table"});
+  REQUIRE(exporter.WaitReady());
+  Backend backend({"127.0.0.2", 3306}, /*hold=*/false);
+  constexpr double kRate = 15, kWindow = 10;
+  Client client(kRate, /*keep=*/false, 16);
+  const std::vector<PollSeen> polls = Watch(exporter, client, 30);
+  client.Stop();
+  CHECK(client.failed_at() == 0);
+  const auto judged = Judged(polls, client.start(), kWindow, client.start() + 16, 0);
+  REQUIRE(judged.size() >= 6);
+  for (const auto& p : judged) {
+    const double closed =
+        static_cast<double>(client.MadeBetween(p.time - kWindow, p.time)) / kWindow;
+    INFO("poll at +" << p.time - client.start() << " s: steady " << p.steady << ", closes/s "
+                     << p.closes << " (client " << closed << ")");
+    CHECK(p.exhaustion == 3600);
+    CHECK(p.exhaustion_min == 3600);
+    CHECK(std::fabs(p.steady - closed * 60 / 1500) <= 0.10 * closed * 60 / 1500);
+  }
 }
 
 TEST_CASE("forecast: TIME_WAIT from before tcp_timestamps came on keep blocking",
