@@ -26,8 +26,10 @@
 #include <chrono>
 #include <cmath>
 #include <cstring>
+#include <functional>
 #include <map>
 #include <mutex>
+#include <regex>
 #include <string>
 #include <thread>
 #include <vector>
@@ -187,12 +189,14 @@ struct PollSeen {
 };
 
 // Scrapes every 100 ms until the client is done (or `deadline` s pass),
-// keeping one record per poll.
-std::vector<PollSeen> Watch(ExporterProcess& exporter, const Client& client, double deadline) {
+// keeping one record per poll; calls `each` (if any) between scrapes.
+std::vector<PollSeen> Watch(ExporterProcess& exporter, const Client& client, double deadline,
+                            const std::function<void()>& each = nullptr) {
   std::vector<PollSeen> polls;
   double last_polls = -1;
   const double until = WallNow() + deadline;
   while (!client.done() && WallNow() < until) {
+    if (each) each();
     const Scrape s = exporter.ScrapeMetrics();
     const double n = s.Value("sockdiag_polls_total");
     if (n != last_polls && s.Get("sockdiag_destination_ephemeral_port_exhaustion_seconds", kDest)) {
@@ -241,7 +245,16 @@ TEST_CASE("forecast: client TIME_WAIT churn runs out when the forecast said",
 
   constexpr double kRate = 50, kWindow = 10;
   Client client(kRate, /*keep=*/false, 90);
-  const std::vector<PollSeen> polls = Watch(exporter, client, 100);
+  // `diagnose` once on the way, 12 s in: its report must say the same.
+  RunResult diagnose;
+  double diagnosed_at = 0;
+  const std::vector<PollSeen> polls = Watch(exporter, client, 100, [&] {
+    if (diagnosed_at == 0 && WallNow() > client.start() + 12) {
+      diagnose =
+          RunExporter({"diagnose", "--no-collector.conntrack", "--no-collector.conntrack_table"});
+      diagnosed_at = WallNow();  // Its second poll, give or take the report's printing.
+    }
+  });
   client.Stop();
   INFO("made " << client.made() << " connections in " << (client.failed_at() - client.start())
                << " s");
@@ -251,6 +264,35 @@ TEST_CASE("forecast: client TIME_WAIT churn runs out when the forecast said",
       static_cast<double>(client.made()) / (client.failed_at() - client.start());
   // The schedule held: a stalled client would have moved the failure.
   CHECK(real_rate == Approx(kRate).epsilon(0.05));
+
+  {
+    INFO(diagnose.out << diagnose.err);
+    CHECK(diagnose.exit_code == 1);
+    std::string flat;
+    for (char c : diagnose.out) {
+      if (c == '\n' || c == ' ') {
+        if (!flat.empty() && flat.back() != ' ') flat += ' ';
+      } else {
+        flat += c;
+      }
+    }
+    std::smatch m;
+    REQUIRE(std::regex_search(
+        flat, m,
+        std::regex("CRITICAL At today's rate, ports toward 127\\.0\\.0\\.2:3306 \\(from "
+                   "127\\.0\\.0\\.1\\) run out in ~([0-9]+) s \\(([0-9]+) closes/s, 60 s "
+                   "TIME_WAIT, no reuse\\)\\.")));
+    const double said = std::stod(m[1]), closes = std::stod(m[2]);
+    const double left = client.failed_at() - diagnosed_at;
+    const double closed =
+        static_cast<double>(client.MadeBetween(diagnosed_at - kWindow, diagnosed_at)) / kWindow;
+    INFO("diagnose said ~" << said << " s at " << closes << " closes/s; failure came " << left
+                           << " s later; client " << closed << " closes/s");
+    CHECK(std::fabs(said - left) <= 0.25 * left + 0.5);  // Printed in whole seconds.
+    CHECK(std::fabs(closes - closed) <= 0.10 * closed + 0.5);
+    WARN("diagnose: ~" << said << " s vs " << left << " s; " << closes << " closes/s vs client "
+                       << closed);
+  }
 
   const auto judged = Judged(polls, client.start(), kWindow, client.failed_at(), 3);
   REQUIRE(judged.size() >= 10);
