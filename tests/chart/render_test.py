@@ -317,7 +317,117 @@ def install_command_scenarios():
     for i, (cmd, docs) in enumerate(sorted(cmds.items())):
         release, namespace, args = parse_install(cmd)
         scenario("install command %d (%s)" % (i + 1, ", ".join(docs)), args, release=release,
-                 namespace=namespace)
+                 namespace=namespace, check=check_kps_discovery)
+
+
+# ------------------------------------------------------------ defects
+def deep_merge(a, b):
+    out = copy.deepcopy(a)
+    for k, v in b.items():
+        if isinstance(v, dict) and isinstance(out.get(k), dict):
+            out[k] = deep_merge(out[k], v)
+        else:
+            out[k] = copy.deepcopy(v)
+    return out
+
+
+def null_overrides():
+    """Defect 1: null for a list or map default is Helm's way to drop it. It
+    must render (and validate), or be refused by the schema because the key
+    is required; never crash a template."""
+    for path, value in walk_values(DEFAULTS):
+        if not isinstance(value, (list, dict)):
+            continue
+        dotted = ".".join(path)
+        monitor = "podMonitor" if dotted.startswith("prometheus.podMonitor") else "monitor"
+        base = {"prometheus": {monitor: {"enabled": True}}, "prometheusRule": {"enabled": True},
+                "dashboards": {"enabled": True}}
+        values = deep_merge(base, nested(path, None))
+        name = "null overrides " + dotted
+        if required_at(path):
+            scenario(name, values=values, fails_with="%s is required" % path[-1])
+        else:
+            scenario(name, values=values)
+
+
+def check_names_fit(r):
+    names = [(o["kind"], o["metadata"]["name"]) for o in r.objs]
+    expect(len(set(names)) == len(names), "duplicate names: %s" % names)
+    for kind, name in names:
+        expect(len(name) <= 63 and re.match(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$", name),
+               "%s name %r is not a DNS label of at most 63 characters" % (kind, name))
+
+
+def long_release_names():
+    """Defect 2: Helm allows 53-character release names; every object name
+    must stay unique and a DNS label (the dashboard ConfigMaps collided)."""
+    everything = {"prometheus": {"monitor": {"enabled": True}}, "prometheusRule": {"enabled": True},
+                  "dashboards": {"enabled": True}}
+    for release in ("platform-observability-prod-eu-west-1-sockdiag",
+                    "a" * 53, "x" * 40 + "-sockdiag-exporter"[:13]):
+        scenario("%d-character release name %s" % (len(release), release), values=everything,
+                 release=release, check=check_names_fit)
+
+
+def large_integers():
+    """Defect 3: values files give float64; every integer must render as an
+    integer (1000000 printed as 1e+06 is refused by the API server)."""
+    values = {}
+    for path, value in walk_values(DEFAULTS):
+        if isinstance(value, int) and not isinstance(value, bool):
+            big = min(schema_at(path).get("maximum", 2000000000), 2000000000)
+            values = deep_merge(values, nested(path, big))
+    values = deep_merge(values, {"netns": {"mode": "pods"}})
+    for monitor in ("monitor", "podMonitor"):
+        v = deep_merge(values, {"prometheus": {monitor: {"enabled": True}}})
+
+        def check(r, monitor=monitor):
+            no_float_numbers(r)
+            kind = "ServiceMonitor" if monitor == "monitor" else "PodMonitor"
+            expect(r.one(kind)["spec"]["sampleLimit"] == 2000000000, "sampleLimit lost")
+            expect(r.one("DaemonSet")["spec"]["revisionHistoryLimit"] == 2000000000, "revisionHistoryLimit lost")
+        scenario("largest integers (%s)" % monitor, values=v, check=check)
+
+
+def check_dashboard_keys(r):
+    """Defect 4: Grafana's sidecar writes every key of every labelled
+    ConfigMap into one folder: keys must not be generic."""
+    for cm in r.of("ConfigMap"):
+        if DASHBOARD_LABEL in (cm["metadata"].get("labels") or {}):
+            for key in cm["data"]:
+                expect(key.startswith("sockdiag-"), "dashboard key %s is generic (another chart's "
+                       "%s overwrites it in Grafana's sidecar folder)" % (key, key))
+    check_dashboards_equal_sources(r)
+
+
+def rule_group_keys():
+    """Defect 5: group-level keys of the rules files (limit, interval, ...)
+    must reach the PrometheusRule, not be dropped."""
+    chart = os.path.join(WORK, "chart-group-keys")
+    shutil.rmtree(chart, ignore_errors=True)
+    shutil.copytree(CHART, chart)
+    sources = []
+    for p in sorted(glob.glob(os.path.join(chart, "files", "**", "*.yaml"), recursive=True)):
+        doc = yaml.safe_load(open(p))
+        if isinstance(doc, dict) and "groups" in doc:
+            for g in doc["groups"]:
+                g["limit"] = 100
+                g["interval"] = "30s"
+            with open(p, "w") as f:
+                yaml.safe_dump(doc, f, sort_keys=False)
+            sources += doc["groups"]
+
+    def check(r):
+        got = r.one("PrometheusRule")["spec"]["groups"]
+        for g in got:
+            expect(g.get("limit") == 100 and g.get("interval") == "30s",
+                   "group %s lost its group-level keys: %s" % (g["name"], sorted(g)))
+        expect(got == sources, "rendered groups differ from the rules files")
+    scenario("rule group keys kept", values={"prometheusRule": {"enabled": True}}, chart=chart, check=check)
+
+
+def caps_of(r):
+    return r.container()["securityContext"]["capabilities"].get("add", [])
 
 
 def main():
@@ -332,6 +442,45 @@ def main():
     scenario("rules and dashboards equal their sources",
              values={"prometheusRule": {"enabled": True}, "dashboards": {"enabled": True}},
              check=lambda r: (check_rules_equal_sources(r), check_dashboards_equal_sources(r)))
+
+    null_overrides()
+    long_release_names()
+    large_integers()
+    scenario("dashboard keys prefixed", values={"dashboards": {"enabled": True}}, check=check_dashboard_keys)
+    rule_group_keys()
+    # Defect 6: a ServiceMonitor and a PodMonitor scrape every exporter twice
+    # into one job (sums double): refused.
+    scenario("ServiceMonitor and PodMonitor together refused",
+             values={"prometheus": {"monitor": {"enabled": True}, "podMonitor": {"enabled": True}}},
+             fails_with="scrape every exporter twice")
+    # Defect 7: no feature needs NET_RAW (the exporter itself reports it as
+    # unneeded): the chart must not produce it; a privileged port needs
+    # NET_BIND_SERVICE, which the chart derives like the other capabilities.
+    scenario("extraCapabilities NET_RAW refused", values={"extraCapabilities": ["NET_RAW"]},
+             fails_with="extraCapabilities")
+    scenario("privileged port gets NET_BIND_SERVICE", values={"service": {"port": 80, "targetPort": 80}},
+             check=lambda r: expect(caps_of(r) == ["NET_ADMIN", "NET_BIND_SERVICE"], "caps %s" % caps_of(r)))
+    scenario("privileged port, conntrack off: uid 0 with NET_BIND_SERVICE only",
+             values={"service": {"targetPort": 443}, "conntrack": {"enabled": False}},
+             check=lambda r: expect(caps_of(r) == ["NET_BIND_SERVICE"] and
+                                    r.pod()["securityContext"]["runAsUser"] == 0, "caps %s" % caps_of(r)))
+
+    # Defect 11: CNI-pinned namespaces in /run/netns are seen only if the
+    # host directory is mounted (HostToContainer: later bind mounts appear).
+    def check_run_dir(r):
+        c, pod = r.container(), r.pod()
+        mounts = [m for m in c.get("volumeMounts", []) if m["mountPath"] == "/run/netns"]
+        expect(len(mounts) == 1, "no /run/netns mount: --netns.run-dir finds nothing")
+        m = mounts[0]
+        expect(m.get("readOnly") is True and m.get("mountPropagation") == "HostToContainer",
+               "the /run/netns mount must be read-only with HostToContainer propagation: %s" % m)
+        vol = [v for v in pod["volumes"] if v["name"] == m["name"]][0]
+        expect(vol.get("hostPath", {}).get("path") == "/run/netns", "volume %s" % vol)
+        expect("--netns.run-dir=/run/netns" in c["args"], "args %s" % c["args"])
+    scenario("pods mode mounts the host's /run/netns", values={"netns": {"mode": "pods"}}, check=check_run_dir)
+    scenario("self mode mounts nothing", check=lambda r: expect(
+        not r.pod().get("volumes") and not any(a.startswith("--netns.run-dir") for a in r.container()["args"]),
+        "self mode must mount no host path"))
 
     # Everything rendered, validated together (one schema generation).
     files = [r.path for r in RENDERED if r.objs]
