@@ -52,10 +52,11 @@ app.kubernetes.io/managed-by: {{ .Release.Service }}
 
 {{/* ServiceAccount name. */}}
 {{- define "sockdiag-exporter.serviceAccountName" -}}
-{{- if .Values.serviceAccount.create }}
-{{- default (include "sockdiag-exporter.fullname" .) .Values.serviceAccount.name }}
+{{- $sa := .Values.serviceAccount | default dict }}
+{{- if $sa.create }}
+{{- default (include "sockdiag-exporter.fullname" .) $sa.name }}
 {{- else }}
-{{- default "default" .Values.serviceAccount.name }}
+{{- default "default" $sa.name }}
 {{- end }}
 {{- end }}
 
@@ -87,7 +88,7 @@ plus extraCapabilities.
 {{- if eq .Values.netns.mode "pods" }}
 {{- $caps = concat $caps (list "SYS_ADMIN" "SYS_PTRACE") }}
 {{- end }}
-{{- $caps = concat $caps .Values.extraCapabilities }}
+{{- $caps = concat $caps (.Values.extraCapabilities | default list) }}
 {{- $caps | uniq | sortAlpha | join "," }}
 {{- end }}
 
