@@ -386,6 +386,8 @@ def large_integers():
             kind = "ServiceMonitor" if monitor == "monitor" else "PodMonitor"
             expect(r.one(kind)["spec"]["sampleLimit"] == 2000000000, "sampleLimit lost")
             expect(r.one("DaemonSet")["spec"]["revisionHistoryLimit"] == 2000000000, "revisionHistoryLimit lost")
+            notes = open(r.path[:-len(".yaml")] + ".notes.txt").read()
+            expect(not re.search(r"\de\+\d", notes), "NOTES.txt prints a number as a float: " + notes)
         scenario("largest integers (%s)" % monitor, values=v, check=check)
 
 
