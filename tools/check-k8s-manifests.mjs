@@ -234,7 +234,7 @@ function chartPayloads(chartDir) {
       obj: {
         apiVersion: 'v1', kind: 'ConfigMap',
         metadata: { name, namespace: 'monitoring', labels: { grafana_dashboard: '1' } },
-        data: { [f]: text },
+        data: { [f.startsWith('sockdiag-') ? f : `sockdiag-${f}`]: text },
       },
     });
   }

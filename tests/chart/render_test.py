@@ -202,7 +202,9 @@ def dashboards_of(r):
         if cm["metadata"].get("labels", {}).get(DASHBOARD_LABEL) is None:
             continue
         for key, text in (cm.get("data") or {}).items():
-            src = key[len("sockdiag-"):] if key.startswith("sockdiag-") else key
+            src = key
+            if not os.path.exists(os.path.join(REPO, "dashboards", key)) and key.startswith("sockdiag-"):
+                src = key[len("sockdiag-"):]
             if src in out:
                 raise AssertionError("dashboard %s is in two ConfigMaps" % src)
             out[src] = json.loads(text)
