@@ -212,14 +212,16 @@ async function checkDocuments(file, text, strict = false) {
 function chartPayloads(chartDir) {
   const out = [];
   const files = path.join(chartDir, 'files');
-  const alerts = path.join(files, 'alerts.yaml');
-  if (fs.existsSync(alerts)) {
+  const rulesDir = path.join(files, 'rules');
+  const rules = fs.existsSync(rulesDir) ? fs.readdirSync(rulesDir).filter((f) => f.endsWith('.yaml')).sort() : [];
+  for (const f of rules) {
+    const file = path.join(rulesDir, f);
     out.push({
-      file: alerts,
+      file,
       obj: {
         apiVersion: 'monitoring.coreos.com/v1', kind: 'PrometheusRule',
         metadata: { name: 'sockdiag-exporter', namespace: 'monitoring' },
-        spec: parse(fs.readFileSync(alerts, 'utf8')),
+        spec: parse(fs.readFileSync(file, 'utf8')),
       },
     });
   }

@@ -430,6 +430,42 @@ def rule_group_keys():
     scenario("rule group keys kept", values={"prometheusRule": {"enabled": True}}, chart=chart, check=check)
 
 
+def rules_options():
+    """Every rules file of files/rules is picked up; disabled, labels and
+    runbook links apply as documented."""
+    chart = os.path.join(WORK, "chart-extra-rules")
+    shutil.rmtree(chart, ignore_errors=True)
+    shutil.copytree(CHART, chart)
+    extra = {"groups": [{"name": "fixture-recording", "interval": "1m", "rules": [
+        {"record": "fixture:sockdiag_tcp_sockets:sum", "expr": "sum by (state) (sockdiag_tcp_sockets)"}]}]}
+    with open(os.path.join(chart, "files", "rules", "zz-recording.yaml"), "w") as f:
+        yaml.safe_dump(extra, f)
+    some_alert = next(r["alert"] for g in source_rule_groups() for r in g["rules"] if "alert" in r)
+    values = {"prometheusRule": {"enabled": True, "disabled": [some_alert], "additionalRuleLabels": {"team": "platform"},
+                                 "runbookBaseURL": "https://git.example.com/sockdiag/raw/v0.1.0/"}}
+
+    def check(r):
+        groups = r.one("PrometheusRule")["spec"]["groups"]
+        rules = [x for g in groups for x in g["rules"]]
+        expect(groups[-1] == extra["groups"][0], "the extra rules file's group is missing or changed: %s" % groups[-1])
+        expect(all(x.get("alert") != some_alert for x in rules), "disabled alert %s still there" % some_alert)
+        for x in rules:
+            if "alert" in x:
+                expect(x["labels"].get("team") == "platform", "alert %s lacks the added label" % x["alert"])
+                url = x.get("annotations", {}).get("runbook_url", "")
+                expect(not url or url.startswith("https://git.example.com/sockdiag/raw/v0.1.0/docs/"),
+                       "runbook_url %s not prefixed" % url)
+    scenario("rules: extra file, disabled, labels, runbook links", values=values, chart=chart, check=check)
+    scenario("rules: a disabled name that is no rule is refused",
+             values={"prometheusRule": {"enabled": True, "disabled": ["SockdiagNoSuchAlert"]}},
+             fails_with="SockdiagNoSuchAlert is no alert or recording rule")
+    dup = {"groups": [{"name": source_rule_groups()[0]["name"], "rules": extra["groups"][0]["rules"]}]}
+    with open(os.path.join(chart, "files", "rules", "zz-recording.yaml"), "w") as f:
+        yaml.safe_dump(dup, f)
+    scenario("rules: one group name in two files is refused", values={"prometheusRule": {"enabled": True}},
+             chart=chart, fails_with="is in two rules files")
+
+
 def caps_of(r):
     return r.container()["securityContext"]["capabilities"].get("add", [])
 
@@ -452,6 +488,7 @@ def main():
     large_integers()
     scenario("dashboard keys prefixed", values={"dashboards": {"enabled": True}}, check=check_dashboard_keys)
     rule_group_keys()
+    rules_options()
     # Defect 6: a ServiceMonitor and a PodMonitor scrape every exporter twice
     # into one job (sums double): refused.
     scenario("ServiceMonitor and PodMonitor together refused",
