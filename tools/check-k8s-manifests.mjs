@@ -5,7 +5,8 @@
 //   * every container running the sockdiag-exporter image against the
 //     privilege policy the Helm chart encodes (docs/kubernetes.md):
 //     drop ALL, add only NET_ADMIN (conntrack) / SYS_ADMIN + SYS_PTRACE (pods
-//     mode), uid 0 exactly when something is added (Kubernetes gives a
+//     mode) / NET_BIND_SERVICE (a listen port below 1024, and then it must
+//     be there), the exporter's own table (src/caps.cc); uid 0 exactly when something is added (Kubernetes gives a
 //     non-root process no added capability), else runAsNonRoot; no privilege
 //     escalation, read-only root, seccomp RuntimeDefault, probes on /-/healthy
 //     and /-/ready at the listen port.
@@ -34,7 +35,7 @@ import { parseAllDocuments, parse, visit, isScalar } from 'yaml';
 import Ajv from 'ajv';
 
 const IMAGE = /(^|\/)sockdiag-exporter([:@]|$)/;
-const FEATURE_CAPS = new Set(['NET_ADMIN', 'SYS_ADMIN', 'SYS_PTRACE']);
+const FEATURE_CAPS = new Set(['NET_ADMIN', 'SYS_ADMIN', 'SYS_PTRACE', 'NET_BIND_SERVICE']);
 
 async function modelFor(apiVersion, kind) {
   if (typeof apiVersion !== 'string' || typeof kind !== 'string') return null;
@@ -123,6 +124,12 @@ function policyErrors(obj) {
     }
 
     const port = listenPort(args);
+    if (port < 1024 && !add.includes('NET_BIND_SERVICE')) {
+      errors.push(`${where}: listen port ${port} is privileged: needs NET_BIND_SERVICE`);
+    }
+    if (port >= 1024 && add.includes('NET_BIND_SERVICE')) {
+      errors.push(`${where}: NET_BIND_SERVICE with listen port ${port} is needed by nothing`);
+    }
     const named = (c.ports ?? []).find((p) => p.containerPort === port);
     if (!named) errors.push(`${where}: no containerPort ${port} (the --web.listen-address port)`);
     for (const [probe, want] of [['livenessProbe', '/-/healthy'], ['readinessProbe', '/-/ready']]) {

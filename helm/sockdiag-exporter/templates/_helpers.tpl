@@ -75,10 +75,11 @@ app.kubernetes.io/managed-by: {{ .Release.Service }}
 
 {{/*
 Capabilities the enabled features need, comma-separated and sorted; empty
-when none is needed:
-  conntrack.enabled  NET_ADMIN (ctnetlink dumps and stats)
-  netns.mode=pods    SYS_ADMIN (setns), SYS_PTRACE (other processes' /proc/PID/ns/net)
-plus extraCapabilities.
+when none is needed. The same table as the exporter's own capability report
+(src/caps.cc), which flags any other held capability as unneeded:
+  conntrack.enabled         NET_ADMIN (ctnetlink dumps and stats)
+  netns.mode=pods           SYS_ADMIN (setns), SYS_PTRACE (other processes' /proc/PID/ns/net)
+  service.targetPort < 1024 NET_BIND_SERVICE (a privileged port)
 */}}
 {{- define "sockdiag-exporter.capabilities" -}}
 {{- $caps := list }}
@@ -88,7 +89,9 @@ plus extraCapabilities.
 {{- if eq .Values.netns.mode "pods" }}
 {{- $caps = concat $caps (list "SYS_ADMIN" "SYS_PTRACE") }}
 {{- end }}
-{{- $caps = concat $caps (.Values.extraCapabilities | default list) }}
+{{- if lt (int .Values.service.targetPort) 1024 }}
+{{- $caps = append $caps "NET_BIND_SERVICE" }}
+{{- end }}
 {{- $caps | uniq | sortAlpha | join "," }}
 {{- end }}
 
