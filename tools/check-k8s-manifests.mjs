@@ -9,7 +9,8 @@
 //     be there), the exporter's own table (src/caps.cc); uid 0 exactly when something is added (Kubernetes gives a
 //     non-root process no added capability), else runAsNonRoot; no privilege
 //     escalation, read-only root, seccomp RuntimeDefault, probes on /-/healthy
-//     and /-/ready at the listen port.
+//     and /-/ready at the listen port; no host path but, in pods mode, the
+//     --netns.run-dir directory read-only.
 // The OpenAPI schemas of kubernetes-models allow unknown fields; --strict
 // adds what a strict API server (kubectl apply --validate=strict) rejects:
 //   * unknown (misspelled) fields, against JSON schemas generated from the
@@ -123,6 +124,19 @@ function policyErrors(obj) {
       errors.push(`${where}: NET_ADMIN with the conntrack collectors off is needed by nothing`);
     }
 
+    // Host paths: only the netns run dir of pods mode, read-only.
+    const runDir = args.find((a) => a.startsWith('--netns.run-dir='))?.slice('--netns.run-dir='.length);
+    for (const v of pod.volumes ?? []) {
+      if (!v.hostPath) continue;
+      const mounts = (c.volumeMounts ?? []).filter((m) => m.name === v.name);
+      if (!pods) errors.push(`${where}: host path ${v.hostPath.path} mounted without --netns.mode=pods`);
+      for (const m of mounts) {
+        if (m.mountPath !== runDir) {
+          errors.push(`${where}: host path ${v.hostPath.path} mounted at ${m.mountPath}, which is not --netns.run-dir`);
+        }
+        if (m.readOnly !== true) errors.push(`${where}: host path ${v.hostPath.path} must be mounted read-only`);
+      }
+    }
     const port = listenPort(args);
     if (port < 1024 && !add.includes('NET_BIND_SERVICE')) {
       errors.push(`${where}: listen port ${port} is privileged: needs NET_BIND_SERVICE`);
