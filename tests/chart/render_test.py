@@ -466,6 +466,80 @@ def rules_options():
              chart=chart, fails_with="is in two rules files")
 
 
+EXCLUSIONS = DEFAULTS["nodeAffinityExclusions"]
+
+
+def scheduling():
+    """Fargate and virtual-kubelet nodes excluded by default, in every node
+    selector term of a user affinity too; no maxSurge with hostNetwork."""
+    def terms(r):
+        return r.pod()["affinity"]["nodeAffinity"]["requiredDuringSchedulingIgnoredDuringExecution"]["nodeSelectorTerms"]
+    scenario("scheduling: Fargate and virtual-kubelet excluded by default",
+             check=lambda r: expect(terms(r) == [{"matchExpressions": EXCLUSIONS}], "terms %s" % terms(r)))
+    user = {"nodeAffinity": {
+        "requiredDuringSchedulingIgnoredDuringExecution": {"nodeSelectorTerms": [
+            {"matchExpressions": [{"key": "pool", "operator": "In", "values": ["a"]}]},
+            {"matchFields": [{"key": "metadata.name", "operator": "In", "values": ["n1"]}]}]},
+        "preferredDuringSchedulingIgnoredDuringExecution": [
+            {"weight": 1, "preference": {"matchExpressions": [{"key": "x", "operator": "Exists"}]}}]}}
+
+    def check_merged(r):
+        t = terms(r)
+        expect(t[0]["matchExpressions"] == user["nodeAffinity"]["requiredDuringSchedulingIgnoredDuringExecution"]
+               ["nodeSelectorTerms"][0]["matchExpressions"] + EXCLUSIONS, "term 0: %s" % t[0])
+        expect(t[1]["matchExpressions"] == EXCLUSIONS and "matchFields" in t[1], "term 1: %s" % t[1])
+        expect(r.pod()["affinity"]["nodeAffinity"]["preferredDuringSchedulingIgnoredDuringExecution"] ==
+               user["nodeAffinity"]["preferredDuringSchedulingIgnoredDuringExecution"], "preferred terms lost")
+    scenario("scheduling: exclusions ANDed into every user node selector term",
+             values={"affinity": user, "priorityClassName": "system-node-critical"},
+             check=lambda r: (check_merged(r), expect(r.pod()["priorityClassName"] == "system-node-critical", "priority")))
+    scenario("scheduling: exclusions dropped", values={"nodeAffinityExclusions": []},
+             check=lambda r: expect("affinity" not in r.pod(), "affinity %s" % r.pod().get("affinity")))
+    scenario("scheduling: maxUnavailable as a percentage",
+             values={"updateStrategy": {"rollingUpdate": {"maxUnavailable": "20%"}}},
+             check=lambda r: expect(r.one("DaemonSet")["spec"]["updateStrategy"]["rollingUpdate"] ==
+                                    {"maxUnavailable": "20%"}, "updateStrategy"))
+    scenario("scheduling: maxSurge with hostNetwork refused",
+             values={"updateStrategy": {"rollingUpdate": {"maxSurge": 1, "maxUnavailable": 0}}},
+             fails_with="stays Pending")
+    scenario("scheduling: OnDelete", values={"updateStrategy": {"type": "OnDelete", "rollingUpdate": None}},
+             check=lambda r: expect(r.one("DaemonSet")["spec"]["updateStrategy"] == {"type": "OnDelete"}, "strategy"))
+
+
+def deploy_matches_chart():
+    """deploy/*.yaml is what the chart renders by default (release
+    sockdiag-exporter in monitoring), labels aside."""
+    def strip_labels(o):
+        tpl = o.get("spec", {}).get("template", {}).get("metadata")
+        if tpl:
+            tpl.pop("labels", None)
+        return o
+
+    def compare(r, deploy_file):
+        for plain in yaml.safe_load_all(open(os.path.join(REPO, "deploy", deploy_file))):
+            if not plain:
+                continue
+            plain = strip_labels(plain)
+            mine = [o for o in r.objs if o["kind"] == plain["kind"]]
+            expect(len(mine) == 1, "the chart renders no single %s" % plain["kind"])
+            for key in set(plain) | set(mine[0]):
+                if key in ("metadata",):
+                    continue
+                expect(plain.get(key) == mine[0].get(key), "deploy/%s %s: %s differs from the chart's" %
+                       (deploy_file, plain["kind"], key))
+            for meta in ("name", "namespace", "annotations"):
+                expect(plain["metadata"].get(meta) == mine[0]["metadata"].get(meta),
+                       "deploy/%s %s: metadata.%s differs" % (deploy_file, plain["kind"], meta))
+
+    def check_ds(r):
+        r.objs = [strip_labels(o) for o in r.objs]
+        compare(r, "daemonset.yaml")
+    scenario("deploy/daemonset.yaml is the chart's default", check=check_ds)
+    scenario("deploy/servicemonitor.yaml is the chart's ServiceMonitor",
+             values={"prometheus": {"monitor": {"enabled": True}}},
+             check=lambda r: compare(type("R", (), {"objs": r.of("ServiceMonitor")})(), "servicemonitor.yaml"))
+
+
 def caps_of(r):
     return r.container()["securityContext"]["capabilities"].get("add", [])
 
@@ -489,6 +563,8 @@ def main():
     scenario("dashboard keys prefixed", values={"dashboards": {"enabled": True}}, check=check_dashboard_keys)
     rule_group_keys()
     rules_options()
+    scheduling()
+    deploy_matches_chart()
     # Defect 6: a ServiceMonitor and a PodMonitor scrape every exporter twice
     # into one job (sums double): refused.
     scenario("ServiceMonitor and PodMonitor together refused",

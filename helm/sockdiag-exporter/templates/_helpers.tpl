@@ -50,6 +50,20 @@ app.kubernetes.io/managed-by: {{ .Release.Service }}
 {{- end }}
 {{- end }}
 
+{{/*
+Labels of a Prometheus Operator object: the common ones, then
+prometheus.selectorLabels merged with the object's additionalLabels (which
+win). Call with (list $ .additionalLabels).
+*/}}
+{{- define "sockdiag-exporter.monitoringLabels" -}}
+{{- $ := index . 0 }}
+{{- include "sockdiag-exporter.labels" $ }}
+{{- $extra := merge (deepCopy (index . 1 | default dict)) (($.Values.prometheus | default dict).selectorLabels | default dict) }}
+{{- with $extra }}
+{{ toYaml . }}
+{{- end }}
+{{- end }}
+
 {{/* ServiceAccount name. */}}
 {{- define "sockdiag-exporter.serviceAccountName" -}}
 {{- $sa := .Values.serviceAccount | default dict }}
@@ -93,6 +107,32 @@ when none is needed. The same table as the exporter's own capability report
 {{- $caps = append $caps "NET_BIND_SERVICE" }}
 {{- end }}
 {{- $caps | uniq | sortAlpha | join "," }}
+{{- end }}
+
+{{/*
+The pods' affinity: .Values.affinity with nodeAffinityExclusions ANDed into
+every required node selector term (one term of them alone without a user
+node affinity). Empty when there is nothing.
+*/}}
+{{- define "sockdiag-exporter.affinity" -}}
+{{- $affinity := deepCopy (.Values.affinity | default dict) }}
+{{- $exclusions := .Values.nodeAffinityExclusions | default list }}
+{{- if $exclusions }}
+{{- $node := $affinity.nodeAffinity | default dict }}
+{{- $required := $node.requiredDuringSchedulingIgnoredDuringExecution | default dict }}
+{{- $terms := list }}
+{{- range ($required.nodeSelectorTerms | default (list dict)) }}
+{{- $term := deepCopy . }}
+{{- $_ := set $term "matchExpressions" (concat ($term.matchExpressions | default list) $exclusions) }}
+{{- $terms = append $terms $term }}
+{{- end }}
+{{- $_ := set $required "nodeSelectorTerms" $terms }}
+{{- $_ := set $node "requiredDuringSchedulingIgnoredDuringExecution" $required }}
+{{- $_ := set $affinity "nodeAffinity" $node }}
+{{- end }}
+{{- if $affinity }}
+{{- toYaml $affinity }}
+{{- end }}
 {{- end }}
 
 {{/* The metrics port: on the node with hostNetwork. */}}
