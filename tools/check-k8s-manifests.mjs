@@ -9,7 +9,9 @@
 //     be there), the exporter's own table (src/caps.cc); uid 0 exactly when something is added (Kubernetes gives a
 //     non-root process no added capability), else runAsNonRoot; no privilege
 //     escalation, read-only root, seccomp RuntimeDefault, probes on /-/healthy
-//     and /-/ready at the listen port; no host path but, in pods mode, the
+//     and /-/ready at the listen port (with --web.config.file also TCP
+//     probes, or /-/healthy for readiness: kubelet has no client certificate
+//     and no password); no host path but, in pods mode, the
 //     --netns.run-dir directory read-only.
 // The OpenAPI schemas of kubernetes-models allow unknown fields; --strict
 // adds what a strict API server (kubectl apply --validate=strict) rejects:
@@ -146,12 +148,20 @@ function policyErrors(obj) {
     }
     const named = (c.ports ?? []).find((p) => p.containerPort === port);
     if (!named) errors.push(`${where}: no containerPort ${port} (the --web.listen-address port)`);
-    for (const [probe, want] of [['livenessProbe', '/-/healthy'], ['readinessProbe', '/-/ready']]) {
+    // With a web config (TLS, client certificates, basic auth) kubelet may
+    // have to probe over TCP (it has no client certificate) or the open
+    // /-/healthy (it has no password).
+    const webConfig = args.some((a) => a.startsWith('--web.config.file='));
+    const portOf = (p) => (typeof p === 'string' ? (c.ports ?? []).find((x) => x.name === p)?.containerPort : p);
+    for (const [probe, want] of [['livenessProbe', ['/-/healthy']], ['readinessProbe', ['/-/ready', '/-/healthy']]]) {
       const get = c[probe]?.httpGet;
-      const probePort = typeof get?.port === 'string'
-        ? (c.ports ?? []).find((p) => p.name === get.port)?.containerPort : get?.port;
-      if (get?.path !== want || probePort !== port) {
-        errors.push(`${where}: ${probe} must be GET ${want} on port ${port}`);
+      const tcp = c[probe]?.tcpSocket;
+      const okPaths = webConfig ? want : want.slice(0, 1);
+      const ok = get ? okPaths.includes(get.path) && portOf(get.port) === port && (webConfig || get.scheme !== 'HTTPS')
+        : tcp && webConfig && portOf(tcp.port) === port;
+      if (!ok) {
+        errors.push(`${where}: ${probe} must be GET ${okPaths.join(' or ')} on port ${port}` +
+          (webConfig ? ' (or a TCP probe of it)' : ''));
       }
     }
   }

@@ -540,6 +540,140 @@ def deploy_matches_chart():
              check=lambda r: compare(type("R", (), {"objs": r.of("ServiceMonitor")})(), "servicemonitor.yaml"))
 
 
+BCRYPT = "$2y$10$" + "a" * 53
+TLS_CONFIG = {"tls_server_config": {"cert_file": "/etc/sockdiag/tls/tls.crt", "key_file": "/etc/sockdiag/tls/tls.key"}}
+
+
+def probes(r):
+    c = r.container()
+    return c["livenessProbe"], c["readinessProbe"]
+
+
+def check_web_mounts(r, secret_name, items=None):
+    c, pod = r.container(), r.pod()
+    expect("--web.config.file=/etc/sockdiag/web/web-config.yml" in c["args"], "no --web.config.file: %s" % c["args"])
+    vols = {v["name"]: v for v in pod["volumes"]}
+    want = {"secretName": secret_name, "defaultMode": 0o440}
+    if items:
+        want["items"] = items
+    expect(vols["web-config"]["secret"] == want, "web-config volume %s" % vols["web-config"])
+    mounts = {m["name"]: m for m in c["volumeMounts"]}
+    expect(mounts["web-config"] == {"name": "web-config", "mountPath": "/etc/sockdiag/web", "readOnly": True},
+           "web-config mount %s" % mounts["web-config"])
+
+
+def secured_scrapes():
+    """The web config reaches the exporter; probes, monitors follow it."""
+    fullname = RELEASE
+
+    def check_tls(r):
+        secret = r.one("Secret")
+        expect(secret["metadata"]["name"] == fullname + "-web-config", "secret name")
+        import base64
+        expect(yaml.safe_load(base64.b64decode(secret["data"]["web-config.yml"])) == TLS_CONFIG, "secret content")
+        check_web_mounts(r, fullname + "-web-config")
+        vols = {v["name"]: v for v in r.pod()["volumes"]}
+        expect(vols["tls"]["secret"] == {"secretName": "sockdiag-tls", "defaultMode": 0o440}, "tls volume")
+        live, ready = probes(r)
+        expect(live["httpGet"] == {"path": "/-/healthy", "port": "metrics", "scheme": "HTTPS"}, "liveness %s" % live)
+        expect(ready["httpGet"] == {"path": "/-/ready", "port": "metrics", "scheme": "HTTPS"}, "readiness %s" % ready)
+        ep = r.one("ServiceMonitor")["spec"]["endpoints"][0]
+        expect(ep["scheme"] == "https", "scheme %s" % ep["scheme"])
+        expect(ep["tlsConfig"] == {"ca": {"secret": {"name": "sockdiag-tls", "key": "ca.crt"}},
+                                   "serverName": "%s.%s.svc" % (fullname, NAMESPACE)}, "tlsConfig %s" % ep["tlsConfig"])
+        expect("checksum/web-config" in r.one("DaemonSet")["spec"]["template"]["metadata"]["annotations"],
+               "no checksum annotation: a new web config would not restart the exporter")
+    tls = {"web": {"config": TLS_CONFIG, "tlsSecret": "sockdiag-tls"}, "prometheus": {"monitor": {"enabled": True}}}
+    scenario("web: TLS from a cert-manager Secret, probes and ServiceMonitor on HTTPS", values=tls, check=check_tls)
+
+    def check_nonroot(r):
+        expect(r.pod()["securityContext"].get("fsGroup") == 65534 and r.pod()["securityContext"]["runAsUser"] == 65534,
+               "non-root with Secrets needs fsGroup to read 0440 files: %s" % r.pod()["securityContext"])
+    scenario("web: TLS without any capability runs non-root with fsGroup",
+             values=deep_merge(tls, {"conntrack": {"enabled": False}}), check=check_nonroot)
+
+    basic = deep_merge(tls, {"web": {"config": {"basic_auth_users": {"prometheus": BCRYPT}}}})
+    scenario("web: basic auth without monitor credentials refused", values=basic,
+             fails_with="prometheus.monitor.basicAuth: the exporter asks for a password")
+    creds = {"username": {"name": "sockdiag-scrape", "key": "username"},
+             "password": {"name": "sockdiag-scrape", "key": "password"}}
+    basic = deep_merge(basic, {"prometheus": {"monitor": {"basicAuth": creds}}})
+
+    def check_basic(r):
+        live, ready = probes(r)
+        expect(ready["httpGet"]["path"] == "/-/healthy" and ready["httpGet"]["scheme"] == "HTTPS",
+               "readiness under basic auth must use the open /-/healthy: %s" % ready)
+        expect(r.one("ServiceMonitor")["spec"]["endpoints"][0]["basicAuth"] == creds, "basicAuth")
+    scenario("web: basic auth, readiness on /-/healthy, ServiceMonitor basicAuth", values=basic, check=check_basic)
+    headers = [{"name": "Authorization", "value": "Basic cHJvbWV0aGV1czpzZWNyZXQ="}]
+    scenario("web: basic auth with probe headers keeps /-/ready",
+             values=deep_merge(basic, {"readinessProbe": {"httpHeaders": headers}}),
+             check=lambda r: expect(probes(r)[1]["httpGet"]["path"] == "/-/ready" and
+                                    probes(r)[1]["httpGet"]["httpHeaders"] == headers and
+                                    "httpHeaders" not in probes(r)[1], "readiness %s" % probes(r)[1]))
+
+    mtls = deep_merge(tls, {"web": {"config": {"tls_server_config": {
+        "client_auth_type": "RequireAndVerifyClientCert", "client_ca_file": "/etc/sockdiag/client-ca/ca.crt"}},
+        "extraSecretMounts": [{"name": "client-ca", "secretName": "prometheus-client-ca",
+                               "mountPath": "/etc/sockdiag/client-ca"}]}})
+    scenario("web: mTLS without a client certificate for Prometheus refused", values=mtls,
+             fails_with="requires client certificates")
+    client = {"ca": {"secret": {"name": "sockdiag-tls", "key": "ca.crt"}}, "serverName": "sockdiag.example",
+              "cert": {"secret": {"name": "prometheus-client", "key": "tls.crt"}},
+              "keySecret": {"name": "prometheus-client", "key": "tls.key"}}
+    mtls = deep_merge(mtls, {"prometheus": {"monitor": {"tlsConfig": client}}})
+
+    def check_mtls(r):
+        live, ready = probes(r)
+        expect(live.get("tcpSocket") == {"port": "metrics"} and ready.get("tcpSocket") == {"port": "metrics"},
+               "kubelet has no client certificate: probes must be TCP: %s %s" % (live, ready))
+        expect(r.one("ServiceMonitor")["spec"]["endpoints"][0]["tlsConfig"] == client, "tlsConfig")
+        mounts = {m["name"]: m for m in r.container()["volumeMounts"]}
+        expect(mounts["client-ca"]["mountPath"] == "/etc/sockdiag/client-ca" and mounts["client-ca"]["readOnly"],
+               "client CA mount")
+    scenario("web: mTLS, TCP probes, ServiceMonitor with a client certificate", values=mtls, check=check_mtls)
+
+    existing = {"web": {"existingSecret": "my-web-config", "existingSecretKey": "web.yml", "tls": True,
+                        "tlsSecret": "sockdiag-tls"},
+                "prometheus": {"podMonitor": {"enabled": True}}}
+
+    def check_existing(r):
+        expect(not r.of("Secret"), "the chart must not create the Secret with existingSecret")
+        check_web_mounts(r, "my-web-config", [{"key": "web.yml", "path": "web-config.yml"}])
+        ep = r.one("PodMonitor")["spec"]["podMetricsEndpoints"][0]
+        expect(ep["scheme"] == "https" and ep["tlsConfig"]["ca"]["secret"]["name"] == "sockdiag-tls", "endpoint %s" % ep)
+        expect(probes(r)[0]["httpGet"]["scheme"] == "HTTPS", "probe scheme")
+    scenario("web: existing Secret, PodMonitor on HTTPS", values=existing, check=check_existing)
+
+    scenario("web: scheme http against a TLS exporter refused",
+             values=deep_merge(tls, {"prometheus": {"monitor": {"scheme": "http"}}}), fails_with="use https")
+    scenario("web: scheme https against plain HTTP refused",
+             values={"prometheus": {"monitor": {"enabled": True, "scheme": "https"}}}, fails_with="serves plain HTTP")
+    scenario("web: TLS monitor in another namespace needs its own tlsConfig",
+             values=deep_merge(tls, {"prometheus": {"monitor": {"namespace": "prometheus"}}}),
+             fails_with="prometheus.monitor.tlsConfig: the exporter serves TLS")
+    scenario("web: a web config key exporter-toolkit does not know refused",
+             values={"web": {"config": {"tls_config": {}}}}, fails_with="Additional property tls_config")
+
+
+def ipv6():
+    """:PORT serves IPv4 and IPv6; node-IP listening brackets an IPv6
+    primary; the Service takes the cluster's families."""
+    def check_dual(r):
+        svc = r.one("Service")["spec"]
+        expect(svc["ipFamilyPolicy"] == "PreferDualStack" and svc["ipFamilies"] == ["IPv6", "IPv4"], "service %s" % svc)
+        expect("--web.listen-address=:10061" in r.container()["args"], "args %s" % r.container()["args"])
+    scenario("IPv6: dual-stack Service, IPv6 first; every address", values={
+        "service": {"ipFamilyPolicy": "PreferDualStack", "ipFamilies": ["IPv6", "IPv4"]}}, check=check_dual)
+    scenario("IPv6: node IP only, IPv6 primary, in brackets", values={
+        "service": {"listenOnAllInterfaces": False, "ipFamilies": ["IPv6"]}},
+        check=lambda r: expect("--web.listen-address=[$(HOST_IP)]:10061" in r.container()["args"],
+                               "args %s" % r.container()["args"]))
+    scenario("IPv6: node IP only, IPv4 primary", values={"service": {"listenOnAllInterfaces": False}},
+             check=lambda r: expect("--web.listen-address=$(HOST_IP):10061" in r.container()["args"],
+                                    "args %s" % r.container()["args"]))
+
+
 def caps_of(r):
     return r.container()["securityContext"]["capabilities"].get("add", [])
 
@@ -565,6 +699,8 @@ def main():
     rules_options()
     scheduling()
     deploy_matches_chart()
+    secured_scrapes()
+    ipv6()
     # Defect 6: a ServiceMonitor and a PodMonitor scrape every exporter twice
     # into one job (sums double): refused.
     scenario("ServiceMonitor and PodMonitor together refused",

@@ -21,6 +21,15 @@ Names, labels and the privilege profile shared by the templates.
 {{- end }}
 {{- end }}
 
+{{/*
+fullname-SUFFIX within 63 characters: the fullname is cut, not the suffix,
+so names stay unique. Call with (list $ "SUFFIX").
+*/}}
+{{- define "sockdiag-exporter.suffixedName" -}}
+{{- $suffix := index . 1 }}
+{{- printf "%s-%s" (include "sockdiag-exporter.fullname" (index . 0) | trunc (sub 62 (len $suffix) | int) | trimSuffix "-") $suffix }}
+{{- end }}
+
 {{/* Namespace of every resource. */}}
 {{- define "sockdiag-exporter.namespace" -}}
 {{- default .Release.Namespace .Values.namespaceOverride }}
@@ -61,6 +70,56 @@ win). Call with (list $ .additionalLabels).
 {{- $extra := merge (deepCopy (index . 1 | default dict)) (($.Values.prometheus | default dict).selectorLabels | default dict) }}
 {{- with $extra }}
 {{ toYaml . }}
+{{- end }}
+{{- end }}
+
+{{/*
+A monitor endpoint's scheme, tlsConfig, basicAuth and authorization, lined
+up with the exporter's web config; fails on what cannot scrape. Call with
+(list $ MONITOR_VALUES "prometheus.monitor").
+*/}}
+{{- define "sockdiag-exporter.endpointAuth" -}}
+{{- $ := index . 0 }}
+{{- $m := index . 1 }}
+{{- $key := index . 2 }}
+{{- $web := fromYaml (include "sockdiag-exporter.web" $) }}
+{{- $webValues := $.Values.web | default dict }}
+{{- $releaseNamespace := include "sockdiag-exporter.namespace" $ }}
+{{- $scheme := $m.scheme | default (ternary "https" "http" $web.tls) }}
+{{- if and $web.tls (ne $scheme "https") }}
+{{- fail (printf "%s.scheme: %s, but the exporter serves TLS (web config): use https or leave it empty" $key $scheme) }}
+{{- end }}
+{{- if and (not $web.tls) (eq $scheme "https") }}
+{{- fail (printf "%s.scheme: https, but the exporter serves plain HTTP (no tls_server_config in web.config, web.tls false)" $key) }}
+{{- end }}
+{{- $tlsConfig := $m.tlsConfig | default dict }}
+{{- if and $web.tls (not $tlsConfig) }}
+{{- if and $webValues.tlsSecret (eq (default $releaseNamespace $m.namespace) $releaseNamespace) }}
+{{- /* Verify against the CA of web.tlsSecret (ca.crt, as cert-manager
+     writes it) for the Service's DNS name, which the certificate must carry. */}}
+{{- $tlsConfig = dict "ca" (dict "secret" (dict "name" $webValues.tlsSecret "key" "ca.crt")) "serverName" (printf "%s.%s.svc" (include "sockdiag-exporter.fullname" $) $releaseNamespace) }}
+{{- else }}
+{{- fail (printf "%s.tlsConfig: the exporter serves TLS: say how Prometheus verifies it (ca, serverName); only with web.tlsSecret and the monitor in the release namespace is it derived" $key) }}
+{{- end }}
+{{- end }}
+{{- if and $web.clientCerts (not (and $tlsConfig.cert $tlsConfig.keySecret)) }}
+{{- fail (printf "%s.tlsConfig: the exporter requires client certificates: give Prometheus one (cert and keySecret)" $key) }}
+{{- end }}
+{{- if and $web.basicAuth (not (or $m.basicAuth $m.authorization)) }}
+{{- fail (printf "%s.basicAuth: the exporter asks for a password (basic_auth_users): give Prometheus the username and password Secret keys" $key) }}
+{{- end }}
+scheme: {{ $scheme }}
+{{- with $tlsConfig }}
+tlsConfig:
+  {{- toYaml . | nindent 2 }}
+{{- end }}
+{{- with $m.basicAuth }}
+basicAuth:
+  {{- toYaml . | nindent 2 }}
+{{- end }}
+{{- with $m.authorization }}
+authorization:
+  {{- toYaml . | nindent 2 }}
 {{- end }}
 {{- end }}
 
@@ -135,10 +194,35 @@ node affinity). Empty when there is nothing.
 {{- end }}
 {{- end }}
 
-{{/* The metrics port: on the node with hostNetwork. */}}
+{{/*
+What the web config enables, as a dict: config (mount it), tls, clientCerts
+(client certificates required), basicAuth. From web.config when inline, or
+web.tls / web.clientCertificates / web.basicAuth with web.existingSecret.
+Use with fromYaml.
+*/}}
+{{- define "sockdiag-exporter.web" -}}
+{{- $web := .Values.web | default dict }}
+{{- $config := $web.config | default dict }}
+{{- $tlsServer := $config.tls_server_config | default dict }}
+{{- $clientAuth := $tlsServer.client_auth_type | default "" }}
+{{- $existing := not (empty $web.existingSecret) }}
+{{- $inline := and (not (empty $config)) (not $existing) }}
+config: {{ or $inline $existing }}
+tls: {{ or (and $existing (eq $web.tls true)) (and $inline (not (empty $tlsServer))) }}
+clientCerts: {{ or (and $existing (eq $web.clientCertificates true)) (and $inline (has $clientAuth (list "RequireAnyClientCert" "RequireAndVerifyClientCert"))) }}
+basicAuth: {{ or (and $existing (eq $web.basicAuth true)) (and $inline (not (empty $config.basic_auth_users))) }}
+{{- end }}
+
+{{/*
+The listen address: every address (":PORT": IPv4 and IPv6 where the node
+has it), or only the node's primary IP (status.hostIP, in brackets when
+service.ipFamilies puts IPv6 first).
+*/}}
 {{- define "sockdiag-exporter.listenAddress" -}}
 {{- if .Values.service.listenOnAllInterfaces }}
 {{- printf ":%d" (int .Values.service.targetPort) }}
+{{- else if eq (first (.Values.service.ipFamilies | default (list "IPv4"))) "IPv6" }}
+{{- printf "[$(HOST_IP)]:%d" (int .Values.service.targetPort) }}
 {{- else }}
 {{- printf "$(HOST_IP):%d" (int .Values.service.targetPort) }}
 {{- end }}
