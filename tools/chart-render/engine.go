@@ -375,21 +375,36 @@ func toYAMLPretty(v interface{}) string {
 	return strings.TrimSuffix(data.String(), "\n")
 }
 
-func fromYAML(str string) map[string]interface{} {
-	m := map[string]interface{}{}
-	if err := yaml.Unmarshal([]byte(str), &m); err != nil {
-		m["Error"] = err.Error()
+// fromMap and fromArray are Helm's fromYaml/fromJson(Array): a decode
+// error becomes the "Error" key, or the only element.
+func fromMap(unmarshal func([]byte, interface{}) error) func(string) map[string]interface{} {
+	return func(str string) map[string]interface{} {
+		m := map[string]interface{}{}
+		if err := unmarshal([]byte(str), &m); err != nil {
+			m["Error"] = err.Error()
+		}
+		return m
 	}
-	return m
 }
 
-func fromYAMLArray(str string) []interface{} {
-	a := []interface{}{}
-	if err := yaml.Unmarshal([]byte(str), &a); err != nil {
-		a = []interface{}{err.Error()}
+func fromArray(unmarshal func([]byte, interface{}) error) func(string) []interface{} {
+	return func(str string) []interface{} {
+		a := []interface{}{}
+		if err := unmarshal([]byte(str), &a); err != nil {
+			a = []interface{}{err.Error()}
+		}
+		return a
 	}
-	return a
 }
+
+func yamlUnmarshal(data []byte, v interface{}) error { return yaml.Unmarshal(data, v) }
+
+var (
+	fromYAML      = fromMap(yamlUnmarshal)
+	fromYAMLArray = fromArray(yamlUnmarshal)
+	fromJSON      = fromMap(json.Unmarshal)
+	fromJSONArray = fromArray(json.Unmarshal)
+)
 
 func toTOML(v interface{}) string {
 	b := bytes.NewBuffer(nil)
@@ -405,22 +420,6 @@ func toJSON(v interface{}) string {
 		return ""
 	}
 	return string(data)
-}
-
-func fromJSON(str string) map[string]interface{} {
-	m := make(map[string]interface{})
-	if err := json.Unmarshal([]byte(str), &m); err != nil {
-		m["Error"] = err.Error()
-	}
-	return m
-}
-
-func fromJSONArray(str string) []interface{} {
-	a := []interface{}{}
-	if err := json.Unmarshal([]byte(str), &a); err != nil {
-		a = []interface{}{err.Error()}
-	}
-	return a
 }
 
 const (
