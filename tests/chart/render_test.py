@@ -683,6 +683,10 @@ def main():
     if build.returncode != 0:
         print("FAIL building chart-render: " + (build.stdout + build.stderr).strip())
         return 1
+    npm = run([os.path.join(TOOLS, "npm-ci.sh")])
+    if npm.returncode != 0:
+        print("FAIL npm ci in tools/: " + (npm.stdout + npm.stderr).strip())
+        return 1
     shutil.rmtree(OUT, ignore_errors=True)
 
     ci_scenarios()
