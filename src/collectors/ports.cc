@@ -1,6 +1,6 @@
 // Collector "ports": ephemeral-port pressure per destination, sockets per
 // service port and direction, listener accept queues and the TIME_WAIT
-// outlook (see sockdiag/port_model.h for the model and docs/metrics/ports.md
+// outlook (see model/port_model.h for the model and docs/metrics/ports.md
 // for the metrics).
 //
 // Begin() reads the namespace's port sysctls; the shared socket stream feeds
@@ -13,7 +13,8 @@
 #include <sys/socket.h>
 
 #include "collectors/collectors.h"
-#include "sockdiag/port_model.h"
+#include "model/port_model.h"
+#include "netlink/address.h"
 
 namespace sockdiag {
 namespace {

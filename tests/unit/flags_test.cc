@@ -1,4 +1,4 @@
-#include "sockdiag/flags.h"
+#include "flags.h"
 
 #include <catch2/catch.hpp>
 

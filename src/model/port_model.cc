@@ -1,0 +1,460 @@
+#include "model/port_model.h"
+
+#include <netinet/in.h>
+#include <sys/mman.h>
+#include <sys/socket.h>
+
+#include <algorithm>
+#include <bit>
+#include <cmath>
+#include <cstring>
+#include <tuple>
+
+#include "netlink/address.h"
+
+namespace sockdiag {
+namespace {
+
+// A destination: (family, local address, remote address, remote port). The
+// layout has no padding, so keys compare and hash as bytes.
+struct DestKey {
+  uint8_t family;
+  uint8_t zero;
+  uint16_t remote_port;
+  std::array<uint8_t, 16> local;
+  std::array<uint8_t, 16> remote;
+};
+static_assert(sizeof(DestKey) == 36, "DestKey must have no padding");
+
+bool SameKey(const DestKey& a, const DestKey& b) { return std::memcmp(&a, &b, sizeof(a)) == 0; }
+
+// murmur3's 64-bit finalizer.
+uint64_t Fmix64(uint64_t h) {
+  h ^= h >> 33;
+  h *= 0xff51afd7ed558ccdULL;
+  h ^= h >> 33;
+  h *= 0xc4ceb9fe1a85ec53ULL;
+  h ^= h >> 33;
+  return h;
+}
+
+uint64_t HashKey(const DestKey& k) {
+  uint64_t words[5] = {};
+  std::memcpy(words, &k, sizeof(k));
+  uint64_t h = 0x243f6a8885a308d3ULL;
+  for (uint64_t w : words) {
+    h = (h ^ w) * 0x9e3779b97f4a7c15ULL;
+    h ^= h >> 29;
+  }
+  return Fmix64(h);
+}
+
+// A zero-initialised array of trivially copyable T. Arrays of 2 MiB or more
+// are mapped on their own, 2 MiB-aligned, with MADV_HUGEPAGE: the
+// destination table is probed at random, and huge pages spare most probes a
+// TLB miss (a no-op where transparent huge pages are off).
+template <typename T>
+class ZeroedArray {
+ public:
+  explicit ZeroedArray(size_t n = 0) : size_(n) {
+    const size_t bytes = n * sizeof(T);
+    if (bytes >= kHugePage) {
+      const size_t len = (bytes + kHugePage - 1) / kHugePage * kHugePage;
+      void* p = mmap(nullptr, len + kHugePage, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS,
+                     -1, 0);
+      if (p != MAP_FAILED) {
+        map_ = static_cast<char*>(p);
+        map_len_ = len + kHugePage;
+        const auto addr = reinterpret_cast<uintptr_t>(map_);
+        char* aligned = map_ + ((kHugePage - addr % kHugePage) % kHugePage);
+        madvise(aligned, len, MADV_HUGEPAGE);
+        data_ = reinterpret_cast<T*>(aligned);
+        return;
+      }
+    }
+    heap_.reset(new T[n]());
+    data_ = heap_.get();
+  }
+  ~ZeroedArray() {
+    if (map_ != nullptr) munmap(map_, map_len_);
+  }
+  ZeroedArray(const ZeroedArray&) = delete;
+  ZeroedArray& operator=(const ZeroedArray&) = delete;
+  void swap(ZeroedArray& o) noexcept {
+    std::swap(size_, o.size_);
+    std::swap(data_, o.data_);
+    std::swap(map_, o.map_);
+    std::swap(map_len_, o.map_len_);
+    heap_.swap(o.heap_);
+  }
+
+  size_t size() const { return size_; }
+  T& operator[](size_t i) { return data_[i]; }
+  const T* begin() const { return data_; }
+  const T* end() const { return data_ + size_; }
+  void Zero() { std::memset(static_cast<void*>(data_), 0, size_ * sizeof(T)); }
+
+ private:
+  static constexpr size_t kHugePage = size_t{2} << 20;
+  size_t size_;
+  T* data_ = nullptr;
+  char* map_ = nullptr;
+  size_t map_len_ = 0;
+  std::unique_ptr<T[]> heap_;
+};
+
+template <typename T>
+bool ByCountThenKey(uint64_t a_count, uint64_t b_count, const T& a_key, const T& b_key) {
+  if (a_count != b_count) return a_count > b_count;
+  return a_key < b_key;
+}
+
+}  // namespace
+
+// Open-addressing hash table of destinations (linear probing, power-of-two
+// capacity, load <= 3/4), capped at max_size destinations; sockets of
+// destinations beyond the cap are counted as dropped. Sized by the
+// destinations of the pass: it grows as they arrive, and Clear() shrinks it
+// when the last pass needed far less.
+//
+// With many destinations nearly every socket lands on a slot that is not in
+// cache. Add() therefore only hashes the key and prefetches its slot; the
+// count happens kPending sockets later (or at Flush()), by when the slot has
+// arrived. Counting order, and so which destinations the cap keeps, is
+// unchanged.
+class PortModel::DestinationTable {
+ public:
+  struct Slot {
+    DestKey key;
+    uint32_t ports;  // 0: empty slot.
+    uint32_t time_wait;
+    uint32_t hash;
+  };
+
+  explicit DestinationTable(size_t max_size) : max_size_(max_size), slots_(kMinCapacity) {}
+
+  void Clear() {
+    const size_t want = std::max(kMinCapacity, std::bit_ceil(size_ * 2 + 1));
+    if (slots_.size() > 4 * want) {
+      ZeroedArray<Slot> smaller(want);
+      slots_.swap(smaller);
+    } else {
+      slots_.Zero();
+    }
+    size_ = 0;
+    pending_count_ = 0;
+    dropped_bits_.clear();
+    sockets_dropped_ = 0;
+  }
+
+  // Queues one socket of `key`.
+  void Add(const DestKey& key, bool time_wait) {
+    if (pending_count_ == kPending) {
+      Count(pending_[pending_next_]);
+      pending_count_--;
+    }
+    Pending& p = pending_[pending_next_];
+    p.key = key;
+    p.hash = HashKey(key);
+    p.time_wait = time_wait;
+    __builtin_prefetch(&slots_[static_cast<size_t>(p.hash) & (slots_.size() - 1)]);
+    pending_next_ = (pending_next_ + 1) % kPending;
+    pending_count_++;
+  }
+
+  // Counts every queued socket.
+  void Flush() {
+    for (size_t i = pending_count_; i > 0; --i) {
+      Count(pending_[(pending_next_ + kPending - i) % kPending]);
+    }
+    pending_count_ = 0;
+  }
+
+  // Valid after Flush().
+  size_t size() const { return size_; }
+  const ZeroedArray<Slot>& slots() const { return slots_; }
+  uint64_t sockets_dropped() const { return sockets_dropped_; }
+  // Distinct destinations dropped: linear counting over a 2^20-bit bitmap,
+  // exact in practice for small counts, ~0.1% error at a million.
+  uint64_t destinations_dropped() const {
+    if (dropped_bits_.empty()) return 0;
+    const double m = static_cast<double>(kDroppedWords * 64);
+    uint64_t set = 0;
+    for (uint64_t w : dropped_bits_) set += static_cast<uint64_t>(std::popcount(w));
+    const double zeros = m - static_cast<double>(set);
+    // Saturated: report the largest count the bitmap can tell apart.
+    if (zeros < 1) return static_cast<uint64_t>(m * std::log(m));
+    return static_cast<uint64_t>(std::llround(m * std::log(m / zeros)));
+  }
+
+ private:
+  static constexpr size_t kMinCapacity = 64;
+  static constexpr size_t kPending = 8;
+  static constexpr int kDroppedBitsLog2 = 20;
+  static constexpr size_t kDroppedWords = (size_t{1} << kDroppedBitsLog2) / 64;
+
+  struct Pending {
+    DestKey key;
+    uint64_t hash;
+    bool time_wait;
+  };
+
+  void Count(const Pending& p) {
+    const uint32_t h32 = static_cast<uint32_t>(p.hash);
+    size_t mask = slots_.size() - 1;
+    size_t i = static_cast<size_t>(p.hash) & mask;
+    for (;; i = (i + 1) & mask) {
+      Slot& s = slots_[i];
+      if (s.ports == 0) break;
+      if (s.hash == h32 && SameKey(s.key, p.key)) {
+        s.ports++;
+        s.time_wait += p.time_wait ? 1 : 0;
+        return;
+      }
+    }
+    if (size_ >= max_size_) {
+      sockets_dropped_++;
+      if (dropped_bits_.empty()) dropped_bits_.assign(kDroppedWords, 0);
+      const uint64_t bit = p.hash >> (64 - kDroppedBitsLog2);
+      dropped_bits_[bit / 64] |= uint64_t{1} << (bit % 64);
+      return;
+    }
+    if ((size_ + 1) * 4 > slots_.size() * 3) {
+      Grow();
+      mask = slots_.size() - 1;
+      i = static_cast<size_t>(p.hash) & mask;
+      while (slots_[i].ports != 0) i = (i + 1) & mask;
+    }
+    slots_[i] = Slot{p.key, 1, p.time_wait ? 1u : 0u, h32};
+    size_++;
+  }
+
+  void Grow() {
+    ZeroedArray<Slot> old(slots_.size() * 2);
+    old.swap(slots_);
+    const size_t mask = slots_.size() - 1;
+    for (const Slot& s : old) {
+      if (s.ports == 0) continue;
+      // The stored hash is the low 32 bits of the full one: enough to index
+      // any table of up to 2^32 slots.
+      size_t i = s.hash & mask;
+      while (slots_[i].ports != 0) i = (i + 1) & mask;
+      slots_[i] = s;
+    }
+  }
+
+  const size_t max_size_;
+  ZeroedArray<Slot> slots_;
+  size_t size_ = 0;
+  std::array<Pending, kPending> pending_{};
+  size_t pending_next_ = 0;  // Where the next socket goes; the oldest when full.
+  size_t pending_count_ = 0;
+  // Linear-counting bitmap of dropped destinations; allocated on the first
+  // drop of a pass.
+  std::vector<uint64_t> dropped_bits_;
+  uint64_t sockets_dropped_ = 0;
+};
+
+// Socket counts per service port of one direction: a direct index over all
+// 65536 ports into a dense list of the ports seen, so counting costs no hash
+// and clearing costs only the ports seen.
+struct PortModel::PortIndex {
+  std::vector<uint32_t> entry_of_port = std::vector<uint32_t>(65536, 0);  // 1-based; 0 = none.
+  std::vector<std::pair<uint16_t, StateCounts>> entries;
+
+  StateCounts& At(uint16_t port) {
+    uint32_t& e = entry_of_port[port];
+    if (e == 0) {
+      entries.push_back({port, StateCounts{}});
+      e = static_cast<uint32_t>(entries.size());
+    }
+    return entries[e - 1].second;
+  }
+  void Clear() {
+    for (const auto& [port, counts] : entries) entry_of_port[port] = 0;
+    entries.clear();
+  }
+};
+
+const char* DirectionName(Direction d) { return d == Direction::kInbound ? "inbound" : "outbound"; }
+
+PortModel::PortModel(const PortLimits& limits)
+    : limits_(limits),
+      services_{std::make_unique<PortIndex>(), std::make_unique<PortIndex>()},
+      destinations_(
+          std::make_unique<DestinationTable>(std::max<size_t>(limits.max_destinations, 1))) {}
+
+PortModel::~PortModel() = default;
+
+void PortModel::Begin(const PortSettings& settings) {
+  settings_ = settings;
+  Reset();
+}
+
+void PortModel::Reset() {
+  listened_.reset();
+  listeners_.clear();
+  services_[0]->Clear();
+  services_[1]->Clear();
+  destinations_->Clear();
+  ephemeral_ = {};
+  time_wait_expiring_ = {};
+  tcp_sockets_ = 0;
+}
+
+void PortModel::CountService(Direction d, uint16_t port, uint8_t state) {
+  services_[static_cast<size_t>(d)]->At(port)[state]++;
+}
+
+void PortModel::Add(const InetSocket& s) {
+  if (s.protocol != IPPROTO_TCP || s.state == 0 || s.state >= kTcpStateCount) return;
+  tcp_sockets_++;
+  if (s.state == kTcpListen) {
+    listened_.set(s.local_port);
+    listeners_.push_back({s.family, s.local_addr, s.local_port, s.rqueue, s.wqueue});
+    CountService(Direction::kInbound, s.local_port, s.state);
+    return;
+  }
+
+  const bool local_in_range = settings_.InRange(s.local_port);
+  if (local_in_range) ephemeral_[s.family == AF_INET6 ? 1 : 0][s.state]++;
+  if (s.state == kTcpTimeWait) {
+    for (size_t i = 0; i < PortReport::kTimeWaitWithinSeconds.size(); ++i) {
+      if (s.expires_ms <= PortReport::kTimeWaitWithinSeconds[i] * 1000u) time_wait_expiring_[i]++;
+    }
+  }
+
+  if (listened_.test(s.local_port)) {
+    CountService(Direction::kInbound, s.local_port, s.state);
+    return;
+  }
+  if (!local_in_range) {
+    // A fixed local port talking to an ephemeral one: the server end of a
+    // connection whose listener has gone. Label the fixed port.
+    if (settings_.InRange(s.remote_port)) {
+      CountService(Direction::kInbound, s.local_port, s.state);
+    } else {
+      CountService(Direction::kOutbound, s.remote_port, s.state);
+    }
+    return;
+  }
+  CountService(Direction::kOutbound, s.remote_port, s.state);
+
+  DestKey key{};
+  key.family = s.family;
+  key.remote_port = s.remote_port;
+  const size_t addr_len = s.family == AF_INET6 ? 16 : 4;
+  std::memcpy(key.local.data(), s.local_addr.data(), addr_len);
+  std::memcpy(key.remote.data(), s.remote_addr.data(), addr_len);
+  destinations_->Add(key, s.state == kTcpTimeWait);
+}
+
+PortReport PortModel::Report() {
+  destinations_->Flush();
+  PortReport r;
+  r.usable_ports = settings_.UsablePorts();
+  r.ephemeral_sockets = ephemeral_;
+  r.tcp_sockets = tcp_sockets_;
+  r.time_wait_expiring = time_wait_expiring_;
+
+  // Destinations: the max over all of them, then the top-K by ports held.
+  const double usable = static_cast<double>(r.usable_ports);
+  auto blocking_of = [&](const DestinationTable::Slot& s) -> uint64_t {
+    const bool loopback = IsLoopbackAddress(s.key.family, s.key.local) ||
+                          IsLoopbackAddress(s.key.family, s.key.remote);
+    return settings_.TimeWaitReusable(loopback) ? s.ports - s.time_wait : s.ports;
+  };
+  auto utilization_of = [&](uint64_t blocking) {
+    return r.usable_ports == 0 ? 1.0 : static_cast<double>(blocking) / usable;
+  };
+  std::vector<const DestinationTable::Slot*> dests;
+  dests.reserve(limits_.top_destinations > 0 ? destinations_->size() : 0);
+  uint64_t max_blocking = 0;
+  for (const auto& s : destinations_->slots()) {
+    if (s.ports == 0) continue;
+    max_blocking = std::max(max_blocking, blocking_of(s));
+    if (limits_.top_destinations > 0) dests.push_back(&s);
+  }
+  r.destinations = destinations_->size();
+  r.utilization_max = r.usable_ports == 0 ? 1.0 : static_cast<double>(max_blocking) / usable;
+  const size_t k = std::min(limits_.top_destinations, dests.size());
+  std::partial_sort(
+      dests.begin(), dests.begin() + static_cast<std::ptrdiff_t>(k), dests.end(),
+      [](const DestinationTable::Slot* a, const DestinationTable::Slot* b) {
+        if (a->ports != b->ports) return a->ports > b->ports;
+        return std::tie(a->key.family, a->key.local, a->key.remote, a->key.remote_port) <
+               std::tie(b->key.family, b->key.local, b->key.remote, b->key.remote_port);
+      });
+  for (size_t i = 0; i < k; ++i) {
+    const auto& s = *dests[i];
+    PortReport::Destination d;
+    d.family = s.key.family;
+    d.local_addr = s.key.local;
+    d.remote_addr = s.key.remote;
+    d.remote_port = s.key.remote_port;
+    d.ports = s.ports;
+    d.blocking = blocking_of(s);
+    d.utilization = utilization_of(d.blocking);
+    r.top_destinations.push_back(d);
+  }
+  r.sockets_dropped = destinations_->sockets_dropped();
+  r.destinations_dropped = destinations_->destinations_dropped();
+
+  // Service ports: top-K per direction by sockets, then "other".
+  for (Direction dir : {Direction::kInbound, Direction::kOutbound}) {
+    struct Candidate {
+      uint16_t port;
+      uint64_t total;
+      const StateCounts* counts;
+    };
+    std::vector<Candidate> ports;
+    for (const auto& [port, counts] : services_[static_cast<size_t>(dir)]->entries) {
+      uint64_t total = 0;
+      for (uint64_t c : counts) total += c;
+      ports.push_back({port, total, &counts});
+    }
+    const size_t top = std::min(limits_.top_services, ports.size());
+    const auto mid = ports.begin() + static_cast<std::ptrdiff_t>(top);
+    std::partial_sort(ports.begin(), mid, ports.end(), [](const Candidate& a, const Candidate& b) {
+      return ByCountThenKey(a.total, b.total, a.port, b.port);
+    });
+    for (auto it = ports.begin(); it != mid; ++it) {
+      r.service_ports.push_back({dir, it->port, *it->counts});
+    }
+    PortReport::ServicePort other{dir, std::nullopt, {}};
+    for (auto it = mid; it != ports.end(); ++it) {
+      for (size_t st = 0; st < other.sockets.size(); ++st) other.sockets[st] += (*it->counts)[st];
+    }
+    r.service_ports.push_back(other);
+  }
+
+  // Listeners: merge those sharing an address and port, largest queue first.
+  std::vector<PortReport::Listener> listeners;
+  listeners.reserve(listeners_.size());
+  for (const auto& l : listeners_) {
+    listeners.push_back({l.family, l.addr, l.port, l.queue_length, l.queue_limit});
+  }
+  auto key_of = [](const PortReport::Listener& l) { return std::tie(l.family, l.addr, l.port); };
+  std::sort(listeners.begin(), listeners.end(),
+            [&](const auto& a, const auto& b) { return key_of(a) < key_of(b); });
+  std::vector<PortReport::Listener> merged;
+  for (const auto& l : listeners) {
+    if (!merged.empty() && key_of(merged.back()) == key_of(l)) {
+      merged.back().queue_length += l.queue_length;
+      merged.back().queue_limit += l.queue_limit;
+    } else {
+      merged.push_back(l);
+    }
+  }
+  const size_t nl = std::min(limits_.max_listeners, merged.size());
+  std::partial_sort(merged.begin(), merged.begin() + static_cast<std::ptrdiff_t>(nl), merged.end(),
+                    [&](const auto& a, const auto& b) {
+                      if (a.queue_length != b.queue_length) return a.queue_length > b.queue_length;
+                      return key_of(a) < key_of(b);
+                    });
+  merged.resize(nl);
+  r.listeners = std::move(merged);
+  return r;
+}
+
+}  // namespace sockdiag
