@@ -32,7 +32,7 @@
 #include <vector>
 
 #include "collectors/collectors.h"
-#include "sockdiag/poller.h"
+#include "poll/poller.h"
 
 namespace {
 

@@ -20,7 +20,7 @@
 #include <string>
 #include <vector>
 
-#include "sockdiag/port_model.h"
+#include "model/port_model.h"
 
 namespace {
 

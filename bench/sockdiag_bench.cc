@@ -44,10 +44,10 @@
 #include <string>
 #include <vector>
 
+#include "flags.h"
+#include "netlink/inet_diag.h"
+#include "poll/poller.h"
 #include "sockdiag/collector.h"
-#include "sockdiag/flags.h"
-#include "sockdiag/inet_diag.h"
-#include "sockdiag/poller.h"
 
 namespace {
 

@@ -1,4 +1,4 @@
-#include "sockdiag/flags.h"
+#include "flags.h"
 
 #include <arpa/inet.h>
 
@@ -7,6 +7,7 @@
 #include <limits>
 #include <map>
 
+#include "proc/proc_parsers.h"
 #include "sockdiag/collector.h"
 
 namespace sockdiag {

@@ -9,13 +9,14 @@
 #include <string>
 #include <vector>
 
-#include "sockdiag/caps.h"
-#include "sockdiag/diagnose.h"
-#include "sockdiag/flags.h"
+#include "caps.h"
+#include "diagnose/diagnose.h"
+#include "flags.h"
+#include "poll/poller.h"
 #include "sockdiag/log.h"
-#include "sockdiag/poller.h"
 #include "sockdiag/version.h"
-#include "sockdiag/web.h"
+#include "source/capabilities.h"
+#include "web/web.h"
 
 namespace {
 

@@ -22,34 +22,13 @@
 #include <string>
 
 #include "sockdiag/config.h"
-#include "sockdiag/inet_diag.h"
 #include "sockdiag/metric_builder.h"
-#include "sockdiag/procfs.h"
 #include "sockdiag/status.h"
 
 namespace sockdiag {
 
-class NetlinkFactory;
-
-// What a collector may use while polling one network namespace.
-struct PollContext {
-  const Config& config;
-  const ProcFs& procfs;
-  // procfs-relative directory with this namespace's net files ("net" for
-  // the exporter's own, "<pid>/net" for another namespace).
-  std::string net_dir = "net";
-  // Opens netlink sockets in the namespace being polled (may be null in
-  // unit tests that do not need one).
-  NetlinkFactory* netlink = nullptr;
-};
-
-// Opens netlink sockets for the namespace being polled; pods mode opens
-// them from a thread that has entered the namespace.
-class NetlinkFactory {
- public:
-  virtual ~NetlinkFactory() = default;
-  virtual Result<std::unique_ptr<NetlinkDumper>> Open(int bus) = 0;
-};
+struct PollContext;      // source/poll_context.h
+class SocketStreamSink;  // netlink/inet_diag.h
 
 class Collector {
  public:

@@ -4,7 +4,9 @@
 
 #include <memory>
 
+#include "netlink/inet_diag.h"
 #include "sockdiag/collector.h"
+#include "source/poll_context.h"
 
 namespace sockdiag {
 

@@ -17,11 +17,51 @@
 #include <string>
 
 #include "collectors/collectors.h"
-#include "collectors/conntrack_common.h"
-#include "sockdiag/ctnetlink.h"
+#include "collectors/ctnetlink_session.h"
+#include "model/conntrack_model.h"
+#include "netlink/ctnetlink.h"
 
 namespace sockdiag {
 namespace {
+
+// The per-CPU statistics exported, each summed over CPUs into a counter
+// (CtCpuCounters). Ids the kernel stopped sending long ago (searched, new,
+// ignore, delete, delete_list) are left out.
+struct StatCounter {
+  uint16_t attr;
+  const char* name;
+  const char* help;
+};
+constexpr StatCounter kStatCounters[] = {
+    {CTA_STATS_FOUND, "sockdiag_conntrack_found_total",
+     "Lookups that found an existing conntrack entry, summed over CPUs, at the last poll."},
+    {CTA_STATS_INVALID, "sockdiag_conntrack_invalid_total",
+     "Packets conntrack could not track (invalid or malformed), summed over CPUs, at the last "
+     "poll."},
+    {CTA_STATS_INSERT, "sockdiag_conntrack_insert_total",
+     "Conntrack entries inserted, summed over CPUs, at the last poll."},
+    {CTA_STATS_INSERT_FAILED, "sockdiag_conntrack_insert_failed_total",
+     "Conntrack entries that could not be inserted because an equal entry existed (the NAT/DNS "
+     "clash race), summed over CPUs, at the last poll."},
+    {CTA_STATS_DROP, "sockdiag_conntrack_drop_total",
+     "Packets dropped because inserting their conntrack entry failed, summed over CPUs, at the "
+     "last poll."},
+    {CTA_STATS_EARLY_DROP, "sockdiag_conntrack_early_drop_total",
+     "Conntrack entries evicted early to make room in a full table, summed over CPUs, at the last "
+     "poll."},
+    {CTA_STATS_ERROR, "sockdiag_conntrack_error_total",
+     "Packets conntrack rejected with an error (ICMP errors that match nothing), summed over CPUs, "
+     "at the last poll."},
+    {CTA_STATS_SEARCH_RESTART, "sockdiag_conntrack_search_restart_total",
+     "Conntrack hash lookups restarted because the table changed underneath, summed over CPUs, at "
+     "the last poll."},
+    {CTA_STATS_CLASH_RESOLVE, "sockdiag_conntrack_clash_resolve_total",
+     "Conntrack insertion clashes resolved instead of dropping, summed over CPUs, at the last "
+     "poll."},
+    {CTA_STATS_CHAIN_TOOLONG, "sockdiag_conntrack_chain_too_long_total",
+     "Conntrack insertions refused because a hash chain was too long, summed over CPUs, at the "
+     "last poll."},
+};
 
 class GlobalStatsSink final : public MessageSink {
  public:
@@ -88,10 +128,9 @@ class ConntrackCollector final : public Collector {
           .Add(*limit)
           .AppendTo(out);
     }
-    for (const auto& stat : kCtExportedStats) {
+    for (const auto& stat : kStatCounters) {
       if (!counters_.present(stat.attr)) continue;
-      FamilyBuilder::Counter("sockdiag_conntrack_" + std::string(stat.name) + "_total",
-                             std::string(stat.help) + ", summed over CPUs, at the last poll.")
+      FamilyBuilder::Counter(stat.name, stat.help)
           .Add(static_cast<double>(counters_.total(stat.attr)))
           .AppendTo(out);
     }

@@ -20,13 +20,12 @@
 #include <string>
 
 #include "collectors/collectors.h"
-#include "collectors/conntrack_common.h"
-#include "sockdiag/ctnetlink.h"
+#include "collectors/ctnetlink_session.h"
+#include "model/conntrack_model.h"
+#include "netlink/ctnetlink.h"
 
 namespace sockdiag {
 namespace {
-
-using Clock = std::chrono::steady_clock;
 
 // Distinct SNAT tuples tracked per dump; a Kubernetes node has as many as
 // distinct external destinations, so this only bounds pathological cases.
@@ -76,7 +75,7 @@ class ConntrackTableCollector final : public Collector {
                             : 1) {}
 
   Status Collect(const PollContext& ctx, MetricFamilies* out) override {
-    const auto now = Clock::now();
+    const auto now = ctx.clock->Now();
     if (!dumped_ || now >= next_dump_) {
       dumped_ = true;
       next_dump_ = now + interval_;
@@ -94,9 +93,9 @@ class ConntrackTableCollector final : public Collector {
     CtTableAggregate agg(kMaxSnatTuples);
     TableSink sink(&agg, max_entries_);
     DumpStats stats;
-    const auto t0 = Clock::now();
+    const auto t0 = ctx.clock->Now();
     s = session_.Run(ctx, CtRequest::kTableDump, sink, &stats);
-    const double seconds = std::chrono::duration<double>(Clock::now() - t0).count();
+    const double seconds = ctx.clock->SecondsSince(t0);
     if (sink.truncated()) {
       truncated_total_++;
     } else if (!s.ok()) {
@@ -113,8 +112,7 @@ class ConntrackTableCollector final : public Collector {
     r.max_snat_ports = agg.MaxSnatPorts();
     r.snat_tuples = agg.snat_tuples();
     r.seconds = seconds;
-    r.timestamp =
-        std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count();
+    r.timestamp = ctx.clock->UnixSeconds();
     last_ = std::move(r);
     return Status::Ok();
   }
@@ -190,7 +188,7 @@ class ConntrackTableCollector final : public Collector {
 
   CtnetlinkSession session_;
   bool dumped_ = false;
-  Clock::time_point next_dump_{};
+  std::chrono::steady_clock::time_point next_dump_{};
   Status last_status_;
   DumpResult last_;
   uint64_t truncated_total_ = 0;

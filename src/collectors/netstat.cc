@@ -4,7 +4,7 @@
 // dropped on bucket overflow. A field the kernel lacks is simply absent.
 
 #include "collectors/collectors.h"
-#include "sockdiag/proc_parsers.h"
+#include "proc/proc_parsers.h"
 
 namespace sockdiag {
 namespace {

@@ -1,6 +1,6 @@
 // Collector "ports": ephemeral-port pressure per destination, sockets per
 // service port and direction, listener accept queues and the TIME_WAIT
-// outlook (see sockdiag/port_model.h for the model and docs/metrics/ports.md
+// outlook (see model/port_model.h for the model and docs/metrics/ports.md
 // for the metrics).
 //
 // Begin() reads the namespace's port sysctls; the shared socket stream feeds
@@ -12,14 +12,15 @@
 // kernel's fixed 1 s.
 //
 // The model lives as long as the collector (one per namespace): growth is
-// measured between its polls, on the monotonic clock.
+// measured between its polls, on the poll context's monotonic clock.
 
 #include <sys/socket.h>
 
 #include <chrono>
 
 #include "collectors/collectors.h"
-#include "sockdiag/port_model.h"
+#include "model/port_model.h"
+#include "netlink/address.h"
 
 namespace sockdiag {
 namespace {
@@ -89,8 +90,7 @@ class PortsCollector final : public Collector, public SocketStreamSink {
   Status Begin(const PollContext& ctx) override {
     auto settings = ReadPortSettings(ctx.procfs);
     if (!settings.ok()) return settings.status();
-    const double now =
-        std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count();
+    const double now = std::chrono::duration<double>(ctx.clock->Now().time_since_epoch()).count();
     model_.Begin(settings.value(), now);
     return Status::Ok();
   }

@@ -12,6 +12,8 @@
 #include <algorithm>
 
 #include "collectors/collectors.h"
+#include "model/port_settings.h"
+#include "proc/proc_parsers.h"
 #include "sockdiag/log.h"
 
 namespace sockdiag {
@@ -116,24 +118,6 @@ class SysctlCollector final : public Collector {
 };
 
 }  // namespace
-
-uint64_t CountReservedInRange(const std::vector<PortRange>& reserved, uint32_t low,
-                              uint32_t high) {
-  // Ranges may overlap; mark ports in a bitmap over [low, high].
-  if (high < low) return 0;
-  std::vector<bool> seen(high - low + 1, false);
-  uint64_t count = 0;
-  for (const auto& r : reserved) {
-    uint32_t a = std::max(r.first, low), b = std::min(r.last, high);
-    for (uint32_t p = a; p <= b && a <= b; ++p) {
-      if (!seen[p - low]) {
-        seen[p - low] = true;
-        count++;
-      }
-    }
-  }
-  return count;
-}
 
 std::unique_ptr<Collector> NewSysctlCollector(const Config& config) {
   return std::make_unique<SysctlCollector>(config);

@@ -1,6 +1,6 @@
-#include "sockdiag/inet_diag.h"
+#include "netlink/inet_diag.h"
 
-#include "sockdiag/nlattr.h"
+#include "netlink/nlattr.h"
 
 #include <libmnl/libmnl.h>
 #include <linux/inet_diag.h>

@@ -1,4 +1,4 @@
-#include "sockdiag/nlattr.h"
+#include "netlink/nlattr.h"
 
 #include <arpa/inet.h>
 #include <endian.h>

@@ -19,7 +19,7 @@
 #include <memory>
 
 #include "sockdiag/status.h"
-#include "sockdiag/web_config.h"
+#include "web/web_config.h"
 
 namespace sockdiag {
 

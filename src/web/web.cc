@@ -1,4 +1,4 @@
-#include "sockdiag/web.h"
+#include "web/web.h"
 
 #include <CivetServer.h>
 #include <civetweb.h>
@@ -15,13 +15,13 @@
 #include <stdexcept>
 #include <string_view>
 
-#include "sockdiag/flags.h"
+#include "flags.h"
 #include "sockdiag/log.h"
 #include "sockdiag/version.h"
-#include "sockdiag/web_config.h"
 #include "web/basic_auth.h"
 #include "web/tls.h"
 #include "web/tls_terminator.h"
+#include "web/web_config.h"
 
 namespace sockdiag {
 

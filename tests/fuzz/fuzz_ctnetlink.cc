@@ -4,8 +4,8 @@
 #include <cstdint>
 #include <vector>
 
-#include "sockdiag/ctnetlink.h"
-#include "sockdiag/netlink.h"
+#include "netlink/ctnetlink.h"
+#include "netlink/netlink.h"
 
 namespace {
 

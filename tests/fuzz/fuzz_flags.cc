@@ -4,7 +4,7 @@
 #include <string>
 #include <vector>
 
-#include "sockdiag/flags.h"
+#include "flags.h"
 
 namespace {
 volatile size_t g_sink;

@@ -5,8 +5,8 @@
 #include <cstring>
 #include <vector>
 
-#include "sockdiag/inet_diag.h"
-#include "sockdiag/netlink.h"
+#include "netlink/inet_diag.h"
+#include "netlink/netlink.h"
 
 namespace {
 

@@ -4,9 +4,8 @@
 #include <cstdint>
 #include <string>
 
-#include "sockdiag/netns.h"
-#include "sockdiag/proc_parsers.h"
-#include "sockdiag/procfs.h"
+#include "model/port_settings.h"
+#include "proc/proc_parsers.h"
 
 namespace {
 volatile size_t g_sink;

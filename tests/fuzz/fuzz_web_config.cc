@@ -6,7 +6,7 @@
 #include <memory>
 #include <string_view>
 
-#include "sockdiag/web_config.h"
+#include "web/web_config.h"
 
 namespace {
 volatile size_t g_sink;

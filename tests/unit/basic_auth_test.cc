@@ -7,7 +7,7 @@
 #include <chrono>
 #include <string>
 
-#include "sockdiag/web_config.h"
+#include "web/web_config.h"
 
 using namespace sockdiag;
 

@@ -1,6 +1,8 @@
-#include "sockdiag/caps.h"
+#include "caps.h"
 
 #include <catch2/catch.hpp>
+
+#include "source/capabilities.h"
 
 using namespace sockdiag;
 

@@ -1,6 +1,8 @@
-// The conntrack and conntrack_table collectors against a fake netfilter
-// netlink bus answering with in-memory ctnetlink replies.
+// The conntrack and conntrack_table collectors over ctnetlink replies built
+// in memory, replayed as a socket receives them (ReplayFactory: one list of
+// datagrams per socket the collector opens).
 
+#include <linux/netlink.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -13,8 +15,10 @@
 #include <memory>
 
 #include "collectors/collectors.h"
-#include "sockdiag/ctnetlink.h"
-#include "sockdiag/netlink.h"
+#include "netlink/ctnetlink.h"
+#include "netlink/netlink.h"
+#include "source/clock.h"
+#include "source/replay.h"
 #include "unit/ct_messages.h"
 
 using namespace sockdiag;
@@ -24,54 +28,6 @@ using sockdiag::testing::DoneMsg;
 using sockdiag::testing::ErrorMsg;
 
 namespace {
-
-// What the fake kernel answers to one ctnetlink message type.
-struct Reply {
-  int err = 0;                                  // Refuse with this errno.
-  std::vector<std::vector<uint8_t>> datagrams;  // Otherwise stream these.
-};
-
-struct FakeKernel {
-  std::map<uint8_t, Reply> replies;
-  std::vector<std::pair<uint16_t, uint16_t>> requests;  // (nlmsg_type, flags)
-  int opens = 0;
-};
-
-class FakeDumper final : public NetlinkDumper {
- public:
-  explicit FakeDumper(FakeKernel* k) : k_(k) {}
-  Status Dump(std::span<uint8_t> request, MessageSink& sink, DumpStats* stats) override {
-    const auto* nlh = reinterpret_cast<const nlmsghdr*>(request.data());
-    k_->requests.emplace_back(nlh->nlmsg_type, nlh->nlmsg_flags);
-    auto it = k_->replies.find(CtMessageType(nlh->nlmsg_type));
-    if (it == k_->replies.end()) return Status::FromErrno(EINVAL, "no such request");
-    if (it->second.err != 0) {
-      return Status::FromErrno(it->second.err, "netlink request rejected by the kernel");
-    }
-    for (const auto& d : it->second.datagrams) {
-      auto r = ProcessDatagram(d, 0, 0, sink, stats);
-      if (!r.ok()) return r.status();
-      if (r.value() == DumpProgress::kDone) return Status::Ok();
-    }
-    return Status::IOError("netlink dump timed out", ETIMEDOUT);  // The kernel fell silent.
-  }
-
- private:
-  FakeKernel* k_;
-};
-
-class FakeFactory final : public NetlinkFactory {
- public:
-  explicit FakeFactory(FakeKernel* k) : k_(k) {}
-  Result<std::unique_ptr<NetlinkDumper>> Open(int bus) override {
-    REQUIRE(bus == NETLINK_NETFILTER);
-    k_->opens++;
-    return std::unique_ptr<NetlinkDumper>(std::make_unique<FakeDumper>(k_));
-  }
-
- private:
-  FakeKernel* k_;
-};
 
 // A procfs tree with the conntrack sysctls (or without, for "not loaded").
 class ProcTree {
@@ -91,6 +47,21 @@ class ProcTree {
 
  private:
   std::string root_;
+};
+
+// What every test here needs: a procfs tree, replies to replay, a clock.
+// Set config before calling Context().
+struct Fixture {
+  explicit Fixture(bool conntrack_loaded = true) : proc(conntrack_loaded), procfs(proc.root()) {}
+  PollContext Context() { return PollContext{config, procfs, "net", &replay, &clock}; }
+  // The replies the next NETLINK_NETFILTER socket opened receives.
+  void Socket(Datagrams datagrams) { replay.Add(NETLINK_NETFILTER, std::move(datagrams)); }
+
+  ProcTree proc;
+  ProcFs procfs;
+  Config config;
+  ReplayFactory replay;
+  ManualClock clock{std::chrono::system_clock::time_point(std::chrono::seconds(1767225600))};
 };
 
 const prometheus::MetricFamily* Find(const MetricFamilies& fams, const std::string& name) {
@@ -114,25 +85,41 @@ double Value(const MetricFamilies& fams, const std::string& name,
   return -1;
 }
 
+Datagrams Join(std::initializer_list<Datagrams> parts) {
+  Datagrams out;
+  for (const auto& p : parts) out.insert(out.end(), p.begin(), p.end());
+  return out;
+}
+
 std::vector<uint8_t> CpuMsg(uint16_t cpu, uint32_t found, uint32_t insert_failed) {
   CtMsg m(IPCTNL_MSG_CT_GET_STATS_CPU, NLM_F_MULTI, AF_UNSPEC, cpu);
   m.Be32(CTA_STATS_FOUND, found).Be32(CTA_STATS_INSERT_FAILED, insert_failed).Be32(31, 5);
   return m.bytes();
 }
 
-void SetStats(FakeKernel* k, uint32_t entries, uint32_t cpu0_found, uint32_t cpu1_found) {
-  CtMsg g(IPCTNL_MSG_CT_GET_STATS, NLM_F_MULTI, AF_UNSPEC);  // As the kernel flags it.
+// The answer to GET_STATS: flagged NLM_F_MULTI as the kernel does, then the ACK.
+Datagrams GlobalStatsReply(uint32_t entries) {
+  CtMsg g(IPCTNL_MSG_CT_GET_STATS, NLM_F_MULTI, AF_UNSPEC);
   g.Be32(CTA_STATS_GLOBAL_ENTRIES, entries).Be32(CTA_STATS_GLOBAL_MAX_ENTRIES, 1000);
-  k->replies[IPCTNL_MSG_CT_GET_STATS].datagrams = {g.bytes(), ErrorMsg(0)};
-  k->replies[IPCTNL_MSG_CT_GET_STATS_CPU].datagrams = {
-      Concat({CpuMsg(0, cpu0_found, 1), CpuMsg(1, cpu1_found, 2)}), DoneMsg()};
+  return {g.bytes(), ErrorMsg(0)};
 }
 
-void RequireOnlyGets(const FakeKernel& k) {
-  for (auto [type, flags] : k.requests) {
-    INFO("request type " << type << " flags " << flags);
-    CHECK((type >> 8) == NFNL_SUBSYS_CTNETLINK);
-    const uint8_t t = CtMessageType(type);
+// The GET_STATS_CPU dump of two CPUs.
+Datagrams CpuStatsReply(uint32_t cpu0_found, uint32_t cpu1_found) {
+  return {Concat({CpuMsg(0, cpu0_found, 1), CpuMsg(1, cpu1_found, 2)}), DoneMsg()};
+}
+
+// One poll of the conntrack collector: GET_STATS, then GET_STATS_CPU.
+Datagrams StatsPoll(uint32_t entries, uint32_t cpu0_found, uint32_t cpu1_found) {
+  return Join({GlobalStatsReply(entries), CpuStatsReply(cpu0_found, cpu1_found)});
+}
+
+void RequireOnlyGets(const Datagrams& requests) {
+  for (const auto& r : requests) {
+    const auto* nlh = reinterpret_cast<const nlmsghdr*>(r.data());
+    INFO("request type " << nlh->nlmsg_type << " flags " << nlh->nlmsg_flags);
+    CHECK((nlh->nlmsg_type >> 8) == NFNL_SUBSYS_CTNETLINK);
+    const uint8_t t = CtMessageType(nlh->nlmsg_type);
     CHECK((t == IPCTNL_MSG_CT_GET || t == IPCTNL_MSG_CT_GET_STATS ||
            t == IPCTNL_MSG_CT_GET_STATS_CPU));
   }
@@ -141,15 +128,12 @@ void RequireOnlyGets(const FakeKernel& k) {
 }  // namespace
 
 TEST_CASE("conntrack collector exports fill and summed per-CPU counters", "[conntrack]") {
-  FakeKernel kernel;
-  FakeFactory factory(&kernel);
-  ProcTree proc(true);
-  Config config;
-  ProcFs procfs(proc.root());
-  PollContext ctx{config, procfs, "net", &factory};
-  auto collector = NewConntrackCollector(config);
+  Fixture f;
+  // CPU 0 wraps between the two polls.
+  f.Socket(Join({StatsPoll(42, 0xfffffff0u, 7), StatsPoll(43, 0x10u, 8)}));
+  PollContext ctx = f.Context();
+  auto collector = NewConntrackCollector(f.config);
 
-  SetStats(&kernel, 42, 0xfffffff0u, 7);
   MetricFamilies out;
   REQUIRE(collector->Collect(ctx, &out).ok());
   CHECK(Value(out, "sockdiag_conntrack_entries") == 42);
@@ -160,82 +144,68 @@ TEST_CASE("conntrack collector exports fill and summed per-CPU counters", "[conn
   CHECK(Find(out, "sockdiag_conntrack_drop_total") == nullptr);
   CHECK(Find(out, "sockdiag_conntrack_chain_too_long_total") == nullptr);
 
-  // CPU 0 wraps: the sum keeps growing.
-  SetStats(&kernel, 43, 0x10u, 8);
+  // The sum keeps growing across the wrap.
   out.clear();
   REQUIRE(collector->Collect(ctx, &out).ok());
   CHECK(Value(out, "sockdiag_conntrack_entries") == 43);
   CHECK(Value(out, "sockdiag_conntrack_found_total") == 0xfffffff0ull + 0x20 + 8.0);
-  CHECK(kernel.opens == 1);  // The socket is kept across polls.
-  CHECK(kernel.requests.size() == 4);
-  RequireOnlyGets(kernel);
+  CHECK(f.replay.opens() == 1);  // The socket is kept across polls.
+  CHECK(f.replay.requests().size() == 4);
+  RequireOnlyGets(f.replay.requests());
 }
 
 TEST_CASE("conntrack collector fails with Permission when the kernel says EPERM", "[conntrack]") {
-  FakeKernel kernel;
-  FakeFactory factory(&kernel);
-  ProcTree proc(true);
-  Config config;
-  ProcFs procfs(proc.root());
-  PollContext ctx{config, procfs, "net", &factory};
-  kernel.replies[IPCTNL_MSG_CT_GET_STATS].err = EPERM;
-  kernel.replies[IPCTNL_MSG_CT_GET_STATS_CPU].err = EPERM;
-  kernel.replies[IPCTNL_MSG_CT_GET].err = EPERM;
+  Fixture f;
+  f.Socket({ErrorMsg(EPERM)});  // conntrack's GET_STATS.
+  f.Socket({ErrorMsg(EPERM)});  // conntrack_table's dump.
+  PollContext ctx = f.Context();
 
   MetricFamilies out;
-  Status s = NewConntrackCollector(config)->Collect(ctx, &out);
+  Status s = NewConntrackCollector(f.config)->Collect(ctx, &out);
   CHECK(s.IsPermission());
   CHECK(s.ToString().find("CAP_NET_ADMIN") != std::string::npos);
-  Status t = NewConntrackTableCollector(config)->Collect(ctx, &out);
+  Status t = NewConntrackTableCollector(f.config)->Collect(ctx, &out);
   CHECK(t.IsPermission());
+  CHECK(f.replay.requests().size() == 2);
 }
 
 TEST_CASE("conntrack collectors stay quiet and send nothing when conntrack is not loaded",
           "[conntrack]") {
-  FakeKernel kernel;
-  FakeFactory factory(&kernel);
-  ProcTree proc(false);
-  Config config;
-  ProcFs procfs(proc.root());
-  PollContext ctx{config, procfs, "net", &factory};
+  Fixture f(false);
+  PollContext ctx = f.Context();
   MetricFamilies out;
-  CHECK(NewConntrackCollector(config)->Collect(ctx, &out).IsNotFound());
-  CHECK(NewConntrackTableCollector(config)->Collect(ctx, &out).IsNotFound());
+  CHECK(NewConntrackCollector(f.config)->Collect(ctx, &out).IsNotFound());
+  CHECK(NewConntrackTableCollector(f.config)->Collect(ctx, &out).IsNotFound());
   CHECK(out.empty());
-  CHECK(kernel.opens == 0);
-  CHECK(kernel.requests.empty());
+  CHECK(f.replay.opens() == 0);
+  CHECK(f.replay.requests().empty());
 }
 
 TEST_CASE("conntrack collector falls back to /proc/sys without GET_STATS", "[conntrack]") {
-  FakeKernel kernel;
-  FakeFactory factory(&kernel);
-  ProcTree proc(true);
-  Config config;
-  ProcFs procfs(proc.root());
-  PollContext ctx{config, procfs, "net", &factory};
-  SetStats(&kernel, 42, 1, 2);
-  kernel.replies[IPCTNL_MSG_CT_GET_STATS].err = EINVAL;  // An old kernel.
+  Fixture f;
+  f.Socket({ErrorMsg(EINVAL)});     // An old kernel refuses GET_STATS...
+  f.Socket(CpuStatsReply(1, 2));    // ...and the socket is reopened for GET_STATS_CPU.
+  PollContext ctx = f.Context();
 
   MetricFamilies out;
-  REQUIRE(NewConntrackCollector(config)->Collect(ctx, &out).ok());
+  REQUIRE(NewConntrackCollector(f.config)->Collect(ctx, &out).ok());
   CHECK(Value(out, "sockdiag_conntrack_entries") == 5);
   CHECK(Value(out, "sockdiag_conntrack_entries_limit") == 262144);
   CHECK(Value(out, "sockdiag_conntrack_found_total") == 3);
+  CHECK(f.replay.opens() == 2);
 }
 
 TEST_CASE("a GET_STATS answer without its ACK does not end the exchange", "[conntrack]") {
   // Documents why the request asks for an ACK: the kernel flags its answer
-  // NLM_F_MULTI and sends no NLMSG_DONE.
-  FakeKernel kernel;
-  FakeFactory factory(&kernel);
-  ProcTree proc(true);
-  Config config;
-  ProcFs procfs(proc.root());
-  PollContext ctx{config, procfs, "net", &factory};
-  SetStats(&kernel, 42, 1, 2);
-  kernel.replies[IPCTNL_MSG_CT_GET_STATS].datagrams.pop_back();
+  // NLM_F_MULTI and sends no NLMSG_DONE, so without the ACK the reader
+  // waits for more until its receive timeout.
+  Fixture f;
+  f.Socket({GlobalStatsReply(42).front()});
+  PollContext ctx = f.Context();
   MetricFamilies out;
-  CHECK(!NewConntrackCollector(config)->Collect(ctx, &out).ok());
+  Status s = NewConntrackCollector(f.config)->Collect(ctx, &out);
+  CHECK(s.err() == ETIMEDOUT);
+  CHECK(s.ToString().find("GET_STATS") != std::string::npos);
 }
 
 namespace {
@@ -258,30 +228,33 @@ std::vector<uint8_t> UdpEntry(const std::string& src, uint16_t sport) {
   return m.bytes();
 }
 
-void SetTable(FakeKernel* k) {
-  k->replies[IPCTNL_MSG_CT_GET].datagrams = {
-      Concat({TcpEntry("10.0.0.1", 1000, 3), TcpEntry("10.0.0.1", 1001, 3),
-              TcpEntry("10.0.0.1", 1002, 7)}),
-      Concat({TcpEntry("10.1.0.1", 40000, 3, "198.51.100.1", 40000),
-              TcpEntry("10.1.0.2", 40000, 3, "198.51.100.1", 1024), UdpEntry("10.0.0.1", 5353)}),
-      DoneMsg()};
+// The dump of a table of 6 entries: 4 TCP established (2 of them SNAT to
+// 198.51.100.1), 1 TCP time_wait, 1 UDP.
+Datagrams TableDump() {
+  return {Concat({TcpEntry("10.0.0.1", 1000, 3), TcpEntry("10.0.0.1", 1001, 3),
+                  TcpEntry("10.0.0.1", 1002, 7)}),
+          Concat({TcpEntry("10.1.0.1", 40000, 3, "198.51.100.1", 40000),
+                  TcpEntry("10.1.0.2", 40000, 3, "198.51.100.1", 1024),
+                  UdpEntry("10.0.0.1", 5353)}),
+          DoneMsg()};
+}
+
+double Established(const MetricFamilies& out) {
+  return Value(out, "sockdiag_conntrack_table_entries",
+               {{"protocol", "tcp"}, {"state", "established"}});
 }
 
 }  // namespace
 
 TEST_CASE("conntrack_table collector counts states and SNAT ports", "[conntrack_table]") {
-  FakeKernel kernel;
-  FakeFactory factory(&kernel);
-  ProcTree proc(true);
-  Config config;
-  config.conntrack_nat_port_low = 1024;
-  config.conntrack_nat_port_high = 1123;  // 100 ports.
-  ProcFs procfs(proc.root());
-  PollContext ctx{config, procfs, "net", &factory};
-  SetTable(&kernel);
+  Fixture f;
+  f.config.conntrack_nat_port_low = 1024;
+  f.config.conntrack_nat_port_high = 1123;  // 100 ports.
+  f.Socket(TableDump());
+  PollContext ctx = f.Context();
 
   MetricFamilies out;
-  REQUIRE(NewConntrackTableCollector(config)->Collect(ctx, &out).ok());
+  REQUIRE(NewConntrackTableCollector(f.config)->Collect(ctx, &out).ok());
   const std::string e = "sockdiag_conntrack_table_entries";
   CHECK(Value(out, e, {{"protocol", "tcp"}, {"state", "established"}}) == 4);
   CHECK(Value(out, e, {{"protocol", "tcp"}, {"state", "time_wait"}}) == 1);
@@ -298,57 +271,43 @@ TEST_CASE("conntrack_table collector counts states and SNAT ports", "[conntrack_
   CHECK(Value(out, "sockdiag_conntrack_snat_port_range_size") == 100);
   CHECK(Value(out, "sockdiag_conntrack_snat_tuples") == 1);
   CHECK(Value(out, "sockdiag_conntrack_table_truncated_total") == 0);
-  CHECK(Value(out, "sockdiag_conntrack_table_dump_duration_seconds") >= 0);
-  RequireOnlyGets(kernel);
+  CHECK(Value(out, "sockdiag_conntrack_table_dump_duration_seconds") == 0);  // The clock stood.
+  CHECK(Value(out, "sockdiag_conntrack_table_dump_timestamp_seconds") == 1767225600);
+  RequireOnlyGets(f.replay.requests());
 }
 
 TEST_CASE("conntrack_table dumps once per interval and re-publishes in between",
           "[conntrack_table]") {
-  FakeKernel kernel;
-  FakeFactory factory(&kernel);
-  ProcTree proc(true);
-  Config config;
-  config.conntrack_dump_interval = std::chrono::hours(1);
-  ProcFs procfs(proc.root());
-  PollContext ctx{config, procfs, "net", &factory};
-  SetTable(&kernel);
-  auto collector = NewConntrackTableCollector(config);
+  Fixture f;
+  f.config.conntrack_dump_interval = std::chrono::seconds(60);
+  f.Socket(Join({TableDump(), {DoneMsg()}}));  // Then the table empties.
+  PollContext ctx = f.Context();
+  auto collector = NewConntrackTableCollector(f.config);
 
-  MetricFamilies first, second;
+  MetricFamilies first, second, third;
   REQUIRE(collector->Collect(ctx, &first).ok());
-  kernel.replies[IPCTNL_MSG_CT_GET].datagrams = {DoneMsg()};  // The table emptied.
+  CHECK(Established(first) == 4);
+  f.clock.Advance(std::chrono::seconds(59));
   REQUIRE(collector->Collect(ctx, &second).ok());
-  CHECK(kernel.requests.size() == 1);
-  CHECK(Value(second, "sockdiag_conntrack_table_entries",
-              {{"protocol", "tcp"}, {"state", "established"}}) == 4);
-
-  SECTION("with a zero interval every poll dumps") {
-    Config every;
-    every.conntrack_dump_interval = std::chrono::milliseconds(0);
-    PollContext ctx2{every, procfs, "net", &factory};
-    auto c2 = NewConntrackTableCollector(every);
-    MetricFamilies a, b;
-    SetTable(&kernel);
-    REQUIRE(c2->Collect(ctx2, &a).ok());
-    kernel.replies[IPCTNL_MSG_CT_GET].datagrams = {DoneMsg()};
-    REQUIRE(c2->Collect(ctx2, &b).ok());
-    CHECK(Value(b, "sockdiag_conntrack_table_entries",
-                {{"protocol", "tcp"}, {"state", "established"}}) == 0);
-  }
+  CHECK(f.replay.requests().size() == 1);
+  CHECK(Established(second) == 4);
+  CHECK(Value(second, "sockdiag_conntrack_table_dump_timestamp_seconds") == 1767225600);
+  f.clock.Advance(std::chrono::seconds(1));
+  REQUIRE(collector->Collect(ctx, &third).ok());
+  CHECK(f.replay.requests().size() == 2);
+  CHECK(Established(third) == 0);
+  CHECK(Value(third, "sockdiag_conntrack_table_dump_timestamp_seconds") == 1767225660);
 }
 
 TEST_CASE("conntrack_table stops at --conntrack.max-entries and counts the truncation",
           "[conntrack_table]") {
-  FakeKernel kernel;
-  FakeFactory factory(&kernel);
-  ProcTree proc(true);
-  Config config;
-  config.conntrack_dump_interval = std::chrono::milliseconds(0);
-  config.conntrack_max_entries = 3;
-  ProcFs procfs(proc.root());
-  PollContext ctx{config, procfs, "net", &factory};
-  SetTable(&kernel);
-  auto collector = NewConntrackTableCollector(config);
+  Fixture f;
+  f.config.conntrack_dump_interval = std::chrono::milliseconds(0);
+  f.config.conntrack_max_entries = 3;
+  // A dump stopped early leaves its socket broken: each dump gets its own.
+  for (int i = 0; i < 3; ++i) f.Socket(TableDump());
+  PollContext ctx = f.Context();
+  auto collector = NewConntrackTableCollector(f.config);
 
   MetricFamilies out;
   REQUIRE(collector->Collect(ctx, &out).ok());
@@ -360,11 +319,12 @@ TEST_CASE("conntrack_table stops at --conntrack.max-entries and counts the trunc
   out.clear();
   REQUIRE(collector->Collect(ctx, &out).ok());
   CHECK(Value(out, "sockdiag_conntrack_table_truncated_total") == 2);
+  CHECK(f.replay.opens() == 2);
 
   SECTION("a table of exactly the cap is not truncated") {
-    Config exact = config;
+    Config exact = f.config;
     exact.conntrack_max_entries = 6;
-    PollContext ctx2{exact, procfs, "net", &factory};
+    PollContext ctx2{exact, f.procfs, "net", &f.replay, &f.clock};
     MetricFamilies o;
     REQUIRE(NewConntrackTableCollector(exact)->Collect(ctx2, &o).ok());
     CHECK(Value(o, "sockdiag_conntrack_table_truncated_total") == 0);
@@ -372,18 +332,13 @@ TEST_CASE("conntrack_table stops at --conntrack.max-entries and counts the trunc
 }
 
 TEST_CASE("conntrack_table fails on a malformed entry", "[conntrack_table]") {
-  FakeKernel kernel;
-  FakeFactory factory(&kernel);
-  ProcTree proc(true);
-  Config config;
-  ProcFs procfs(proc.root());
-  PollContext ctx{config, procfs, "net", &factory};
+  Fixture f;
   CtMsg bad(IPCTNL_MSG_CT_GET, NLM_F_MULTI, AF_INET);
   bad.Be32(CTA_STATUS, 0);  // No tuple.
-  kernel.replies[IPCTNL_MSG_CT_GET].datagrams = {Concat({TcpEntry("10.0.0.1", 1, 3), bad.bytes()}),
-                                                 DoneMsg()};
+  f.Socket({Concat({TcpEntry("10.0.0.1", 1, 3), bad.bytes()}), DoneMsg()});
+  PollContext ctx = f.Context();
   MetricFamilies out;
-  Status s = NewConntrackTableCollector(config)->Collect(ctx, &out);
+  Status s = NewConntrackTableCollector(f.config)->Collect(ctx, &out);
   CHECK(s.code() == Status::Code::kCorruption);
   CHECK(out.empty());
 }

@@ -1,12 +1,13 @@
 // ctnetlink request builders, parsers and aggregation on in-memory messages.
 
-#include "sockdiag/ctnetlink.h"
+#include "netlink/ctnetlink.h"
 
 #include <catch2/catch.hpp>
 #include <cstdint>
 #include <set>
 
-#include "sockdiag/nlattr.h"
+#include "model/conntrack_model.h"
+#include "netlink/nlattr.h"
 #include "unit/ct_messages.h"
 
 using namespace sockdiag;

@@ -3,7 +3,7 @@
 // two polls, and the renderers keep their promises (80 columns, valid JSON
 // with the keys docs/diagnose.md documents).
 
-#include "sockdiag/diagnose.h"
+#include "diagnose/diagnose.h"
 
 #include <unistd.h>
 
@@ -15,6 +15,8 @@
 #include <set>
 #include <sstream>
 #include <string>
+
+#include "unit/golden.h"
 
 using namespace sockdiag;
 
@@ -781,6 +783,12 @@ TEST_CASE("diagnose: the text report fits 80 columns", "[diagnose]") {
     INFO(part);
     CHECK(Contains(busy, part));
   }
+}
+
+TEST_CASE("diagnose: the reports of a busy namespace match tests/golden/", "[diagnose][golden]") {
+  const DiagnoseReport r = Busy();
+  sockdiag::testing::CompareWithGolden(RenderDiagnosisText(r), "diagnose_busy.txt");
+  sockdiag::testing::CompareWithGolden(RenderDiagnosisJson(r), "diagnose_busy.json");
 }
 
 TEST_CASE("diagnose: JSON is valid and has exactly the documented keys", "[diagnose]") {

@@ -1,4 +1,4 @@
-#include "sockdiag/flags.h"
+#include "flags.h"
 
 #include <catch2/catch.hpp>
 
@@ -24,7 +24,7 @@ TEST_CASE("defaults enable the default collectors", "[flags]") {
   CHECK(c.ports_rate_window == std::chrono::seconds(10));
 }
 
-TEST_CASE("--ports.rate-window takes 1s to 60s", "[flags]") {
+TEST_CASE("the close-rate window flag takes 1s to 60s", "[flags]") {
   Config c;
   REQUIRE(Parse({"--ports.rate-window=1s"}, &c).ok());
   CHECK(c.ports_rate_window == std::chrono::seconds(1));

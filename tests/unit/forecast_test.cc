@@ -13,7 +13,7 @@
 #include <random>
 #include <string>
 
-#include "sockdiag/port_model.h"
+#include "model/port_model.h"
 
 using namespace sockdiag;
 

@@ -1,4 +1,4 @@
-#include "sockdiag/inet_diag.h"
+#include "netlink/inet_diag.h"
 
 #include <arpa/inet.h>
 

@@ -1,8 +1,8 @@
 #include <catch2/catch.hpp>
 #include <cerrno>
 
-#include "sockdiag/inet_diag.h"
-#include "sockdiag/netlink.h"
+#include "netlink/inet_diag.h"
+#include "netlink/netlink.h"
 #include "unit/netlink_builders.h"
 
 using namespace sockdiag;

@@ -1,4 +1,4 @@
-#include "sockdiag/netns.h"
+#include "proc/proc_parsers.h"
 
 #include <catch2/catch.hpp>
 

@@ -1,4 +1,4 @@
-#include "sockdiag/web_config.h"
+#include "web/web_config.h"
 
 #include <unistd.h>
 
