@@ -21,16 +21,11 @@
 #include <vector>
 
 #include "model/port_model.h"
+#include "thread_cpu.h"
 
 namespace {
 
 using namespace sockdiag;
-
-double ThreadCpu() {
-  timespec ts;
-  clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
-  return static_cast<double>(ts.tv_sec) + static_cast<double>(ts.tv_nsec) * 1e-9;
-}
 
 InetSocket Socket(uint8_t state, uint32_t local, uint16_t lport, uint32_t remote, uint16_t rport) {
   InetSocket s;
