@@ -309,7 +309,8 @@ TEST_CASE("model: reuse on and off, and the reuse delay", "[unit][forecast]") {
     s.tw_reuse_delay_ms = 5000;
     m.Begin(s, 0);
     Churn(m, 100, 45, "10.0.0.5");
-    const auto& d = m.Report().top_destinations.at(0);
+    const PortReport r = m.Report();
+    const auto& d = r.top_destinations.at(0);
     CHECK(d.blocking == 500);
     CHECK(d.steady_utilization == Approx(500 / 5000.0));
   }
