@@ -1,5 +1,7 @@
 #include "netlink/inet_diag.h"
 
+#include "netlink/nlattr.h"
+
 #include <libmnl/libmnl.h>
 #include <linux/inet_diag.h>
 #include <linux/sock_diag.h>
@@ -8,13 +10,11 @@
 
 #include <cstring>
 
-#include "netlink/nlattr.h"
-
 namespace sockdiag {
 namespace {
 
 constexpr const char* kStateNames[kTcpStateCount] = {
-    nullptr,     "established", "syn_sent",   "syn_recv", "fin_wait1", "fin_wait2",
+    nullptr,     "established", "syn_sent", "syn_recv",   "fin_wait1", "fin_wait2",
     "time_wait", "close",       "close_wait", "last_ack", "listen",    "closing",
 };
 
@@ -101,8 +101,8 @@ Status ParseInetDiag(const struct nlmsghdr* nlh, uint8_t protocol, InetSocket* o
   return Status::Ok();
 }
 
-Status SockDiagStream::DumpOne(uint8_t family, uint8_t protocol, uint32_t states, SocketSink& sink,
-                               SocketStreamStats* stats) {
+Status SockDiagStream::DumpOne(uint8_t family, uint8_t protocol, uint32_t states,
+                               SocketSink& sink, SocketStreamStats* stats) {
   BuildInetDiagRequest(&request_, family, protocol, states);
   ParsingSink parsing(protocol, sink, &stats->sockets);
   stats->dumps++;
@@ -114,7 +114,8 @@ Status SockDiagStream::DumpOne(uint8_t family, uint8_t protocol, uint32_t states
   return s;
 }
 
-Status SockDiagStream::RunOnce(bool include_udp, SocketStreamSink& sink, SocketStreamStats* stats) {
+Status SockDiagStream::RunOnce(bool include_udp, SocketStreamSink& sink,
+                               SocketStreamStats* stats) {
   static constexpr uint8_t kFamilies[] = {AF_INET, AF_INET6};
   for (uint8_t family : kFamilies) {
     Status s = DumpOne(family, IPPROTO_TCP, kListenStates, sink, stats);
