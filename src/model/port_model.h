@@ -14,8 +14,8 @@
 // when they closed: the close rate) and a histogram of when its blocking
 // TIME_WAIT free (12 x 5 s). Across passes the model keeps, per destination
 // of the last reported pass, its connections (ports held in every state but
-// TIME_WAIT) and their smoothed growth: a second table, rebuilt at each
-// Report(). A destination tracked now but not then grows from 0 when the
+// TIME_WAIT) and their smoothed growth: a second table, rebuilt by the
+// next Begin() from the pass Report() last saw. A destination tracked now but not then grows from 0 when the
 // last pass was below the destination cap (it had no socket then), and at an
 // unknown rate, reported as 0, when the cap was reached (it may have been
 // dropped); a destination gone since then has nothing to report. With these
@@ -163,9 +163,9 @@ class PortModel {
   void Add(const InetSocket& s);
   // What the pass found so far (completing the counts still in flight).
   // Cost O(tracked destinations + service ports + listeners), with partial
-  // selection for every top-K. The first call of a pass measures the growth
-  // against the last reported pass and makes this pass the reference for
-  // the next one; later calls of the same pass reuse that measurement.
+  // selection for every top-K. Growth is measured against the last reported
+  // pass (calling it again measures the same); a reported pass becomes that
+  // reference at the next Begin().
   PortReport Report();
 
  private:
