@@ -385,15 +385,22 @@ TEST_CASE("forecast: churn that fits the range forecasts the horizon and its ste
   CHECK(client.failed_at() == 0);
   const auto judged = Judged(polls, client.start(), kWindow, client.start() + 16, 0);
   REQUIRE(judged.size() >= 6);
+  size_t at_horizon = 0;
   for (const auto& p : judged) {
     const double closed =
         static_cast<double>(client.MadeBetween(p.time - kWindow, p.time)) / kWindow;
-    INFO("poll at +" << p.time - client.start() << " s: steady " << p.steady << ", closes/s "
-                     << p.closes << " (client " << closed << ")");
-    CHECK(p.exhaustion == 3600);
-    CHECK(p.exhaustion_min == 3600);
+    INFO("poll at +" << p.time - client.start() << " s: forecast " << p.exhaustion << " s, steady "
+                     << p.steady << ", growth " << p.growth << "/s, closes/s " << p.closes
+                     << " (client " << closed << ")");
+    // Never within the alerts' reach. A connection caught in flight by one
+    // poll and not the next reads as growth for a few polls (it is real, if
+    // tiny), which may bring the horizon down to minutes: not to 300 s.
+    CHECK(p.exhaustion > 300);
+    CHECK(p.exhaustion_min == p.exhaustion);
+    at_horizon += p.exhaustion == 3600 ? 1 : 0;
     CHECK(std::fabs(p.steady - closed * 60 / 1500) <= 0.10 * closed * 60 / 1500);
   }
+  CHECK(at_horizon * 2 >= judged.size());
 }
 
 TEST_CASE("forecast: TIME_WAIT from before tcp_timestamps came on keep blocking",
