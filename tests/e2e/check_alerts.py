@@ -5,12 +5,13 @@
 2. Every alert has `for:`, a severity (warning|critical), summary,
    description and runbook_url = docs/runbooks/<alert>.md, which exists;
    every runbook belongs to an alert.
-3. `promtool test rules tests/rules/alerts_test.yaml` passes.
-4. Coverage of that test file: every (alert, severity) fires in some test
-   case, and for the earliest firing of each alert identity there is an
+3. `promtool test rules` passes on every alert test file
+   (tests/rules/*_test.yaml whose rule_files load alerts.yaml).
+4. Coverage of those files together: every (alert, severity) fires in some
+   test case, and for the earliest firing of each alert identity there is an
    evaluation one interval earlier where that identity does not fire yet
    (the `for:` boundary). Threshold-boundary inputs are reviewed by hand
-   (the test file comments them).
+   (the test files comment them).
 
 usage: check_alerts.py REPO_DIR
 """
@@ -33,12 +34,16 @@ def fail(msg):
     print("FAIL " + msg)
 
 
-def duration_minutes(s):
-    m = re.fullmatch(r"(\d+)([smh])", str(s))
-    if not m:
+def duration_seconds(s):
+    """Prometheus durations as promtool test files write them: 90s, 5m, 1m30s, 1h."""
+    parts = re.findall(r"(\d+)([smh])", str(s))
+    if not parts or "".join(n + u for n, u in parts) != str(s):
         raise ValueError("unsupported duration %r" % s)
-    n = int(m.group(1))
-    return {"s": n / 60, "m": n, "h": n * 60}[m.group(2)]
+    return sum(int(n) * {"s": 1, "m": 60, "h": 3600}[u] for n, u in parts)
+
+
+def show(seconds):
+    return "%dm%02ds" % divmod(seconds, 60) if seconds % 60 else "%dm" % (seconds // 60)
 
 
 def check_lint(repo, alerts):
@@ -72,36 +77,40 @@ def identity(labels):
     return tuple(sorted((k, str(v)) for k, v in labels.items()))
 
 
-def check_coverage(test_path, alerts):
-    with open(test_path) as f:
-        doc = yaml.safe_load(f)
-    eval_minutes = duration_minutes(doc.get("evaluation_interval", "1m"))
+def check_coverage(test_paths, alerts):
     fired = set()  # (alertname, severity)
-    for group in doc.get("tests", []):
-        # alertname -> {eval minute -> set of identities firing}
-        timeline = {}
-        for t in group.get("alert_rule_test", []):
-            at = duration_minutes(t["eval_time"])
-            ids = set()
-            for e in t.get("exp_alerts") or []:
-                labels = e.get("exp_labels", {})
-                fired.add((t["alertname"], labels.get("severity", "")))
-                ids.add(identity(labels))
-            timeline.setdefault(t["alertname"], {})[at] = ids
-        for name, by_time in timeline.items():
-            first = {}
-            for at in sorted(by_time):
-                for i in by_time[at]:
-                    first.setdefault(i, at)
-            for i, at in first.items():
-                before = at - eval_minutes
-                if before not in by_time or i in by_time[before]:
-                    fail("%s: test %r: %s first fires at %gm; add an evaluation at %gm where it "
-                         "does not fire yet (the for: boundary)" % (name, group.get("name"), dict(i), at, before))
+    names_tested = set()
+    for test_path in test_paths:
+        with open(test_path) as f:
+            doc = yaml.safe_load(f)
+        eval_seconds = duration_seconds(doc.get("evaluation_interval", "1m"))
+        for group in doc.get("tests", []):
+            # alertname -> {eval second -> set of identities firing}
+            timeline = {}
+            for t in group.get("alert_rule_test", []):
+                names_tested.add(t["alertname"])
+                at = duration_seconds(t["eval_time"])
+                ids = set()
+                for e in t.get("exp_alerts") or []:
+                    labels = e.get("exp_labels", {})
+                    fired.add((t["alertname"], labels.get("severity", "")))
+                    ids.add(identity(labels))
+                timeline.setdefault(t["alertname"], {})[at] = ids
+            for name, by_time in timeline.items():
+                first = {}
+                for at in sorted(by_time):
+                    for i in by_time[at]:
+                        first.setdefault(i, at)
+                for i, at in first.items():
+                    before = at - eval_seconds
+                    if before not in by_time or i in by_time[before]:
+                        fail("%s: %s: test %r: %s first fires at %s; add an evaluation at %s where it "
+                             "does not fire yet (the for: boundary)"
+                             % (os.path.basename(test_path), name, group.get("name"), dict(i),
+                                show(at), show(before)))
     for a in alerts:
         if (a.name, a.severity) not in fired:
             fail("%s (%s): no test case where it fires" % (a.name, a.severity))
-    names_tested = {t["alertname"] for g in doc.get("tests", []) for t in g.get("alert_rule_test", [])}
     for a in alerts:
         if a.name not in names_tested:
             fail("%s: not tested" % a.name)
@@ -109,12 +118,26 @@ def check_coverage(test_path, alerts):
           if not any("boundary" in f or "fires" in f or "tested" in f for f in failures) else "coverage done")
 
 
+def alert_test_files(repo):
+    """tests/rules/*_test.yaml that load dashboards/alerts.yaml."""
+    out = []
+    tests = os.path.join(repo, "tests", "rules")
+    for name in sorted(os.listdir(tests)):
+        if not name.endswith("_test.yaml"):
+            continue
+        path = os.path.join(tests, name)
+        with open(path) as f:
+            doc = yaml.safe_load(f)
+        if any(os.path.basename(r) == "alerts.yaml" for r in doc.get("rule_files", [])):
+            out.append(path)
+    return out
+
+
 def main():
     if len(sys.argv) != 2:
         sys.exit("usage: check_alerts.py REPO_DIR")
     repo = os.path.abspath(sys.argv[1])
     rules = os.path.join(repo, "dashboards", "alerts.yaml")
-    tests = os.path.join(repo, "tests", "rules", "alerts_test.yaml")
     r = subprocess.run(["promtool", "check", "rules", rules], capture_output=True, text=True)
     if r.returncode != 0:
         fail("promtool check rules: " + (r.stdout + r.stderr).strip())
@@ -122,11 +145,15 @@ def main():
         print("ok   promtool check rules: " + r.stdout.strip().splitlines()[-1].strip())
     alerts = ml.load_alerts(rules)
     check_lint(repo, alerts)
-    r = subprocess.run(["promtool", "test", "rules", tests], capture_output=True, text=True)
-    if r.returncode != 0:
-        fail("promtool test rules:\n" + (r.stdout + r.stderr).strip())
-    else:
-        print("ok   promtool test rules")
+    tests = alert_test_files(repo)
+    if not tests:
+        fail("no tests/rules/*_test.yaml loads dashboards/alerts.yaml")
+    for path in tests:
+        r = subprocess.run(["promtool", "test", "rules", path], capture_output=True, text=True)
+        if r.returncode != 0:
+            fail("promtool test rules %s:\n%s" % (os.path.basename(path), (r.stdout + r.stderr).strip()))
+        else:
+            print("ok   promtool test rules " + os.path.basename(path))
     check_coverage(tests, alerts)
     print("%d failed" % len(failures) if failures else "alerts: all checks passed")
     sys.exit(1 if failures else 0)
