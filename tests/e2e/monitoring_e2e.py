@@ -34,14 +34,12 @@ import subprocess
 import sys
 import tempfile
 import time
-import urllib.error
-import urllib.parse
-import urllib.request
 import uuid
 
 sys.dont_write_bytecode = True  # keep the source tree clean
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import monitoring_lib as ml  # noqa: E402
+from e2e_support import Processes, Prometheus, die, http_get, log, wait_for  # noqa: E402
 
 PROM = "http://127.0.0.1:9090"
 SELF_ADDR, PODS_ADDR, KSM_ADDR = "127.0.0.1:10061", "127.0.0.1:10062", "127.0.0.1:10063"
@@ -52,69 +50,13 @@ failures = []
 pendings = []
 
 
-def log(msg):
-    print(msg, flush=True)
-
-
 def fail(msg):
     failures.append(msg)
     log("FAIL    " + msg)
 
 
-def die(msg):
-    log("FATAL   " + msg)
-    raise SystemExit(1)
-
-
-def http_get(url, timeout=5):
-    with urllib.request.urlopen(url, timeout=timeout) as r:
-        return r.read().decode()
-
-
-def api(path, **params):
-    url = PROM + path + ("?" + urllib.parse.urlencode(params) if params else "")
-    try:
-        return json.loads(http_get(url, timeout=10))
-    except urllib.error.HTTPError as e:  # 400/422 carry a JSON error body
-        return json.loads(e.read().decode())
-
-
-def wait_for(what, pred, timeout):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            if pred():
-                return
-        except (OSError, ValueError):
-            pass
-        time.sleep(0.25)
-    die("timed out after %ds waiting for %s" % (timeout, what))
-
-
-class Processes:
-    """Children started by the test, stopped (by handle) at exit."""
-
-    def __init__(self):
-        self.procs = []
-
-    def start(self, name, cmd, log_dir, stdin=None, stdout=None):
-        err = open(os.path.join(log_dir, name + ".log"), "w")
-        p = subprocess.Popen(cmd, stdin=stdin, stdout=stdout or err, stderr=err, text=True)
-        self.procs.append((name, p, err))
-        return p
-
-    def stop_all(self):
-        for name, p, err in reversed(self.procs):
-            if p.poll() is None:
-                if p.stdin:
-                    p.stdin.close()
-                p.terminate()
-                try:
-                    p.wait(5)
-                except subprocess.TimeoutExpired:
-                    p.kill()
-                    p.wait()
-            err.close()
+prom = Prometheus(PROM)
+api = prom.api
 
 
 def read_ready(p, name, timeout=30):
@@ -172,11 +114,7 @@ class FakePod:
 
 
 # --------------------------------------------------------------- checks
-def query(expr):
-    r = api("/api/v1/query", query=expr)
-    if r.get("status") != "success":
-        return None, r.get("error", "no error text")
-    return r["data"]["result"], None
+query = prom.query
 
 
 def check_queries(queries, pending, require_series):

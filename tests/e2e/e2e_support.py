@@ -1,0 +1,136 @@
+"""Shared by the end-to-end tests in tests/e2e: the children a test starts
+(stopped by handle at exit), a small client for Prometheus's HTTP API, and
+waiting with a deadline.
+
+Failure behaviour: die() ends the test with a one-line reason; API errors
+that Prometheus reports as JSON (400/422) come back as its JSON.
+"""
+import json
+import os
+import subprocess
+import time
+import urllib.error
+import urllib.parse
+import urllib.request
+
+
+def log(msg):
+    print(msg, flush=True)
+
+
+def die(msg):
+    log("FATAL   " + msg)
+    raise SystemExit(1)
+
+
+def http_get(url, timeout=5):
+    with urllib.request.urlopen(url, timeout=timeout) as r:
+        return r.read().decode()
+
+
+def wait_for(what, pred, timeout, every=0.25):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            if pred():
+                return
+        except (OSError, ValueError):
+            pass
+        time.sleep(every)
+    die("timed out after %ds waiting for %s" % (timeout, what))
+
+
+class Prometheus:
+    """The HTTP API of a Prometheus at base_url (e.g. http://127.0.0.1:9090)."""
+
+    def __init__(self, base_url):
+        self.base = base_url
+
+    def api(self, path, **params):
+        url = self.base + path + ("?" + urllib.parse.urlencode(params) if params else "")
+        try:
+            return json.loads(http_get(url, timeout=10))
+        except urllib.error.HTTPError as e:  # 400/422 carry a JSON error body
+            return json.loads(e.read().decode())
+
+    def query(self, expr, **params):
+        """(result, None) or (None, error text)."""
+        r = self.api("/api/v1/query", query=expr, **params)
+        if r.get("status") != "success":
+            return None, r.get("error", "no error text")
+        return r["data"]["result"], None
+
+
+class Processes:
+    """Children started by the test, stopped (by handle) at exit."""
+
+    def __init__(self):
+        self.procs = []
+
+    def start(self, name, cmd, log_dir, stdin=None, stdout=None):
+        err = open(os.path.join(log_dir, name + ".log"), "w")
+        p = subprocess.Popen(cmd, stdin=stdin, stdout=stdout or err, stderr=err, text=True)
+        self.procs.append((name, p, err))
+        return p
+
+    def stop_all(self):
+        for name, p, err in reversed(self.procs):
+            if p.poll() is None:
+                if p.stdin:
+                    p.stdin.close()
+                p.terminate()
+                try:
+                    p.wait(5)
+                except subprocess.TimeoutExpired:
+                    p.kill()
+                    p.wait()
+            err.close()
+
+
+class NetnsLab:
+    """Network namespaces below the test's own private one, each joined to it
+    by a veth pair: the parent side gets 10.254.K.1/24, the child side (eth0)
+    10.254.K.2/24, K = 1, 2, ... in order of add(). A namespace lives as long
+    as its holder process (`unshare -n sleep`), which Processes stops; its
+    veth goes with it. Nothing is named in /var/run/netns, so exporters of
+    other tests on the machine never see these namespaces.
+
+    Only for a test that already runs in a private namespace (`unshare -n`):
+    it adds links to the current one."""
+
+    def __init__(self, procs, log_dir):
+        self.procs, self.log_dir = procs, log_dir
+        self.children = []
+
+    def add(self, name):
+        k = len(self.children) + 1
+        holder = self.procs.start("netns-" + name, ["unshare", "-n", "sleep", "3600"], self.log_dir)
+        own = os.readlink("/proc/self/ns/net")
+        path = "/proc/%d/ns/net" % holder.pid
+        wait_for("namespace of " + name, lambda: os.readlink(path) != own, 10, every=0.02)
+        child = Netns(name, holder.pid, "10.254.%d.1" % k, "10.254.%d.2" % k)
+        parent_if = "sdv%d" % k
+        run(["ip", "link", "add", parent_if, "type", "veth", "peer", "name", "eth0", "netns", str(holder.pid)])
+        run(["ip", "addr", "add", child.parent_addr + "/24", "dev", parent_if])
+        run(["ip", "link", "set", parent_if, "up"])
+        run(child.cmd(["ip", "addr", "add", child.addr + "/24", "dev", "eth0"]))
+        run(child.cmd(["ip", "link", "set", "eth0", "up"]))
+        run(child.cmd(["ip", "link", "set", "lo", "up"]))
+        self.children.append(child)
+        return child
+
+
+class Netns:
+    def __init__(self, name, pid, parent_addr, addr):
+        self.name, self.pid, self.parent_addr, self.addr = name, pid, parent_addr, addr
+
+    def cmd(self, argv):
+        """argv run inside this namespace (nsenter execs it: same pid)."""
+        return ["nsenter", "--net=/proc/%d/ns/net" % self.pid] + list(argv)
+
+
+def run(argv):
+    r = subprocess.run(argv, capture_output=True, text=True)
+    if r.returncode != 0:
+        die("%s: %s" % (" ".join(argv), (r.stderr or r.stdout).strip()))
+    return r.stdout
