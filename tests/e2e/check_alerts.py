@@ -1,5 +1,6 @@
 #!/usr/bin/env python3
-"""Checks dashboards/alerts.yaml without a server:
+"""Checks dashboards/alerts.yaml and dashboards/recording-rules.yaml without a
+server:
 
 1. `promtool check rules` accepts it.
 2. Every alert has `for:`, a severity (warning|critical), summary,
@@ -12,6 +13,11 @@
    evaluation one interval earlier where that identity does not fire yet
    (the `for:` boundary). Threshold-boundary inputs are reviewed by hand
    (the test files comment them).
+5. Recording rules: `promtool check rules` accepts them; every record name
+   follows level:metric:operation with a sockdiag_ metric; no alert lives
+   there and no record in alerts.yaml; `promtool test rules` passes on every
+   test file that loads them, and every record name is tested (a
+   promql_expr_test whose expression mentions it).
 
 usage: check_alerts.py REPO_DIR
 """
@@ -118,8 +124,8 @@ def check_coverage(test_paths, alerts):
           if not any("boundary" in f or "fires" in f or "tested" in f for f in failures) else "coverage done")
 
 
-def alert_test_files(repo):
-    """tests/rules/*_test.yaml that load dashboards/alerts.yaml."""
+def test_files(repo, rules_name):
+    """tests/rules/*_test.yaml that load dashboards/<rules_name>."""
     out = []
     tests = os.path.join(repo, "tests", "rules")
     for name in sorted(os.listdir(tests)):
@@ -128,9 +134,60 @@ def alert_test_files(repo):
         path = os.path.join(tests, name)
         with open(path) as f:
             doc = yaml.safe_load(f)
-        if any(os.path.basename(r) == "alerts.yaml" for r in doc.get("rule_files", [])):
+        if any(os.path.basename(r) == rules_name for r in doc.get("rule_files", [])):
             out.append(path)
     return out
+
+
+def promtool_test(paths):
+    for path in paths:
+        r = subprocess.run(["promtool", "test", "rules", path], capture_output=True, text=True)
+        if r.returncode != 0:
+            fail("promtool test rules %s:\n%s" % (os.path.basename(path), (r.stdout + r.stderr).strip()))
+        else:
+            print("ok   promtool test rules " + os.path.basename(path))
+
+
+RECORD_NAME_RE = re.compile(r"[a-z][a-z_]*:sockdiag_[a-z0-9_]+:[a-z0-9_]+")
+
+
+def check_recording_rules(repo, alerts_path):
+    path = os.path.join(repo, "dashboards", "recording-rules.yaml")
+    r = subprocess.run(["promtool", "check", "rules", path], capture_output=True, text=True)
+    if r.returncode != 0:
+        fail("promtool check rules recording-rules.yaml: " + (r.stdout + r.stderr).strip())
+        return
+    print("ok   promtool check rules recording-rules.yaml: " + r.stdout.strip().splitlines()[-1].strip())
+    with open(path) as f:
+        doc = yaml.safe_load(f)
+    records = []
+    for g in doc.get("groups", []):
+        for rule in g.get("rules", []):
+            if "alert" in rule:
+                fail("recording-rules.yaml: alert %s belongs in alerts.yaml" % rule["alert"])
+            elif not RECORD_NAME_RE.fullmatch(rule.get("record", "")):
+                fail("recording-rules.yaml: %r is not level:sockdiag_metric:operation" % rule.get("record"))
+            else:
+                records.append(rule["record"])
+    with open(alerts_path) as f:
+        for g in yaml.safe_load(f).get("groups", []):
+            for rule in g.get("rules", []):
+                if "record" in rule:
+                    fail("alerts.yaml: record %s belongs in recording-rules.yaml" % rule["record"])
+    tests = test_files(repo, "recording-rules.yaml")
+    if not tests:
+        fail("no tests/rules/*_test.yaml loads dashboards/recording-rules.yaml")
+    promtool_test(tests)
+    tested = ""
+    for t in tests:
+        with open(t) as f:
+            for group in yaml.safe_load(f).get("tests", []):
+                tested += " ".join(e["expr"] for e in group.get("promql_expr_test", [])) + " "
+    untested = [n for n in records if not re.search(r"(?<![\w:])" + re.escape(n) + r"(?![\w:])", tested)]
+    for n in untested:
+        fail("recording rule %s: no promql_expr_test evaluates it" % n)
+    if not untested:
+        print("ok   recording rules: %d, every one tested" % len(records))
 
 
 def main():
@@ -145,17 +202,13 @@ def main():
         print("ok   promtool check rules: " + r.stdout.strip().splitlines()[-1].strip())
     alerts = ml.load_alerts(rules)
     check_lint(repo, alerts)
-    tests = alert_test_files(repo)
+    tests = test_files(repo, "alerts.yaml")
     if not tests:
         fail("no tests/rules/*_test.yaml loads dashboards/alerts.yaml")
-    for path in tests:
-        r = subprocess.run(["promtool", "test", "rules", path], capture_output=True, text=True)
-        if r.returncode != 0:
-            fail("promtool test rules %s:\n%s" % (os.path.basename(path), (r.stdout + r.stderr).strip()))
-        else:
-            print("ok   promtool test rules " + os.path.basename(path))
+    promtool_test(tests)
     check_coverage(tests, alerts)
-    print("%d failed" % len(failures) if failures else "alerts: all checks passed")
+    check_recording_rules(repo, rules)
+    print("%d failed" % len(failures) if failures else "alerts and recording rules: all checks passed")
     sys.exit(1 if failures else 0)
 
 
