@@ -11,7 +11,8 @@ Must run in a private network namespace (`unshare -n`, it refuses otherwise):
    (--netns.mode=pods); a static kube-state-metrics stand-in serving
    kube_pod_info for the pod's UID, so the pods dashboard's join is exercised.
 3. Prometheus 2.42 on 127.0.0.1:9090 (scrape and evaluation every 1 s) loads
-   dashboards/alerts.yaml and scrapes the three targets.
+   dashboards/alerts.yaml and dashboards/recording-rules.yaml (the Fleet
+   dashboard reads the recorded series) and scrapes the three targets.
 4. Once every target is up and has >= 3 samples: every dashboard panel and
    variable query must return success and >= 1 series; every alert expression
    must return success and every rule must evaluate without error; the
@@ -241,12 +242,13 @@ def main():
         config = os.path.join(work, "prometheus.yml")
         with open(config, "w") as f:
             f.write("""global: {scrape_interval: 1s, scrape_timeout: 1s, evaluation_interval: 1s}
-rule_files: [%s]
+rule_files: %s
 scrape_configs:
   - {job_name: sockdiag, static_configs: [{targets: ['%s']}]}
   - {job_name: sockdiag-pods, static_configs: [{targets: ['%s']}]}
   - {job_name: kube-state-metrics, honor_labels: true, static_configs: [{targets: ['%s']}]}
-""" % (json.dumps(os.path.join(repo, "dashboards", "alerts.yaml")), SELF_ADDR, PODS_ADDR, KSM_ADDR))
+""" % (json.dumps([os.path.join(repo, "dashboards", f) for f in ("alerts.yaml", "recording-rules.yaml")]),
+       SELF_ADDR, PODS_ADDR, KSM_ADDR))
         r = subprocess.run(["promtool", "check", "config", config], capture_output=True, text=True)
         if r.returncode != 0:
             die("promtool check config: " + r.stdout + r.stderr)
