@@ -49,11 +49,22 @@ Setter IntSetter(const char* flag, T Config::*field, long long min, long long ma
   };
 }
 
-Setter DurationSetter(const char* flag, std::chrono::milliseconds Config::*field) {
-  return [flag, field](std::string_view v, Config* c) {
+// A duration flag; with bounds, values outside [min, max] are refused.
+Setter DurationSetter(const char* flag, std::chrono::milliseconds Config::*field,
+                      std::chrono::milliseconds min = std::chrono::milliseconds::zero(),
+                      std::chrono::milliseconds max = std::chrono::milliseconds::max()) {
+  return [flag, field, min, max](std::string_view v, Config* c) {
     auto d = ParseDuration(v);
     if (!d.ok()) {
       return Status::InvalidArgument("--" + std::string(flag) + ": " + d.status().context());
+    }
+    if (d.value() < min || d.value() > max) {
+      auto text = [](std::chrono::milliseconds ms) {
+        return ms.count() % 1000 == 0 ? std::to_string(ms.count() / 1000) + "s"
+                                      : std::to_string(ms.count()) + "ms";
+      };
+      return Status::InvalidArgument("--" + std::string(flag) + ": " + std::string(v) +
+                                     " is out of range [" + text(min) + ", " + text(max) + "]");
     }
     c->*field = d.value();
     return Status::Ok();
@@ -124,6 +135,11 @@ const std::vector<FlagSpec>& Specs() {
       {"ports.max-destinations", "N",
        "Distinct destinations tracked per poll; more are counted as dropped.", "100000",
        IntSetter("ports.max-destinations", &Config::ports_max_destinations, 1, 10000000)},
+      {"ports.rate-window", "DURATION",
+       "Window of the per-destination close rate (TIME_WAIT closed within it), 1s to 60s.",
+       "10s",
+       DurationSetter("ports.rate-window", &Config::ports_rate_window, std::chrono::seconds(1),
+                      std::chrono::seconds(60))},
       {"conntrack.dump-interval", "DURATION",
        "Time between full conntrack table dumps (conntrack_table collector).", "60s",
        DurationSetter("conntrack.dump-interval", &Config::conntrack_dump_interval)},
