@@ -1,14 +1,17 @@
 """Shared by the end-to-end tests in tests/e2e: the children a test starts
-(stopped by handle at exit), a small client for Prometheus's HTTP API, and
-waiting with a deadline.
+(stopped by handle at exit), a small client for Prometheus's HTTP API,
+waiting with a deadline, network namespaces joined by veth pairs, and fake
+Kubernetes pods (a kubepods cgroup and a network namespace of their own).
 
 Failure behaviour: die() ends the test with a one-line reason; API errors
 that Prometheus reports as JSON (400/422) come back as its JSON.
 """
 import json
 import os
+import random
 import subprocess
 import time
+import uuid
 import urllib.error
 import urllib.parse
 import urllib.request
@@ -134,3 +137,45 @@ def run(argv):
     if r.returncode != 0:
         die("%s: %s" % (" ".join(argv), (r.stderr or r.stdout).strip()))
     return r.stdout
+
+
+class FakePod:
+    """A process in a kubepods cgroup (systemd driver, containerd layout) in
+    its own network namespace: what pods mode discovers on a real node.
+    cleanup() removes the cgroup directories it made (once empty)."""
+
+    def __init__(self, uid=None):
+        self.uid = uid or str(uuid.uuid4())
+        container = "%064x" % random.getrandbits(256)
+        rel = ["kubepods.slice", "kubepods-besteffort.slice",
+               "kubepods-besteffort-pod%s.slice" % self.uid.replace("-", "_"),
+               "cri-containerd-%s.scope" % container]
+        self.roots = []
+        with open("/proc/self/mounts") as f:
+            for line in f:
+                dev, mnt, fstype, opts = line.split()[:4]
+                if fstype == "cgroup2" or (fstype == "cgroup" and "name=systemd" in opts.split(",")):
+                    self.roots.append(mnt)
+        if not self.roots:
+            die("no cgroup2 or name=systemd hierarchy mounted")
+        self.dirs = []
+        for root in self.roots:
+            path = root
+            for part in rel:
+                path = os.path.join(path, part)
+                if not os.path.isdir(path):
+                    os.mkdir(path)
+                    self.dirs.append(path)
+        self.leaves = [os.path.join(root, *rel) for root in self.roots]
+
+    def command(self, argv):
+        """argv run in the pod's cgroup, in a new network namespace."""
+        joins = "; ".join("echo $$ > %s/cgroup.procs" % leaf for leaf in self.leaves)
+        return ["sh", "-c", joins + '; exec unshare -n "$@"', "sh"] + list(argv)
+
+    def cleanup(self):
+        for path in reversed(self.dirs):
+            try:
+                os.rmdir(path)
+            except OSError:
+                pass  # shared parent still in use, or a process not yet gone

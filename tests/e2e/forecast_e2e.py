@@ -136,19 +136,26 @@ def main():
     ok = False
     try:
         lab = NetnsLab(procs, work)
-        targets, clients = [], {}
+        targets, clients, exporters = [], {}, []
         for name, (port_range, steps, _, _) in CASES.items():
             ns = lab.add(name)
             addr = "%s:10061" % ns.addr
             targets.append("{targets: ['%s'], labels: {case: %s}}" % (addr, name))
-            procs.start("exporter-" + name, ns.cmd([
-                exporter, "--web.listen-address=" + addr, "--poll.interval=%ds" % INTERVAL,
-                "--log.level=warn"]), work)
             p = procs.start("load-" + name, ns.cmd([
                 sys.executable, os.path.join(here, "port_load.py"),
                 "--range", "%d-%d" % port_range] + steps), work,
                 stdin=subprocess.PIPE, stdout=subprocess.PIPE)
             clients[name] = Client(name, p)
+            exporters.append((name, ns.cmd([exporter, "--web.listen-address=" + addr,
+                                            "--poll.interval=%ds" % INTERVAL, "--log.level=warn"])))
+        for c in clients.values():
+            wait_for("%s client ready" % c.name, lambda: c.event("ready") or c.proc.poll() is not None, 60)
+            if c.proc.poll() is not None:
+                die("%s client exited with %s (see load-%s.log)" % (c.name, c.proc.returncode, c.name))
+        # Exporters after the clients' pools: their first poll sees the pool
+        # as it is (no growth), as on a node where the pool predates them.
+        for name, argv in exporters:
+            procs.start("exporter-" + name, argv, work)
         config = os.path.join(work, "prometheus.yml")
         with open(config, "w") as f:
             f.write("""global: {scrape_interval: %ds, scrape_timeout: 4s, evaluation_interval: %ds}
@@ -164,10 +171,6 @@ scrape_configs:
                                    "--storage.tsdb.path=" + os.path.join(work, "data"),
                                    "--web.listen-address=127.0.0.1:9090"], work)
 
-        for c in clients.values():
-            wait_for("%s client ready" % c.name, lambda: c.event("ready") or c.proc.poll() is not None, 60)
-            if c.proc.poll() is not None:
-                die("%s client exited with %s (see load-%s.log)" % (c.name, c.proc.returncode, c.name))
         wait_for("Prometheus ready", lambda: http_get(PROM + "/-/ready") != "", 30)
 
         def scraped_twice():

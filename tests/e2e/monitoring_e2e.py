@@ -28,19 +28,17 @@ usage: unshare -n monitoring_e2e.py EXPORTER_BINARY REPO_DIR
 """
 import json
 import os
-import random
 import shutil
 import signal
 import subprocess
 import sys
 import tempfile
 import time
-import uuid
 
 sys.dont_write_bytecode = True  # keep the source tree clean
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import monitoring_lib as ml  # noqa: E402
-from e2e_support import Processes, Prometheus, die, http_get, log, wait_for  # noqa: E402
+from e2e_support import FakePod, Processes, Prometheus, die, http_get, log, wait_for  # noqa: E402
 
 PROM = "http://127.0.0.1:9090"
 SELF_ADDR, PODS_ADDR, KSM_ADDR = "127.0.0.1:10061", "127.0.0.1:10062", "127.0.0.1:10063"
@@ -71,47 +69,6 @@ def read_ready(p, name, timeout=30):
         if not line and p.poll() is not None:
             die("%s population exited with %s (see its log)" % (name, p.returncode))
     die("%s population not ready" % name)
-
-
-# ------------------------------------------------------------------- pod
-class FakePod:
-    """A process in a kubepods cgroup (systemd driver, containerd layout) in
-    its own network namespace: what pods mode discovers on a real node."""
-
-    def __init__(self):
-        self.uid = str(uuid.uuid4())
-        container = "%064x" % random.getrandbits(256)
-        rel = ["kubepods.slice", "kubepods-besteffort.slice",
-               "kubepods-besteffort-pod%s.slice" % self.uid.replace("-", "_"),
-               "cri-containerd-%s.scope" % container]
-        self.roots = []
-        with open("/proc/self/mounts") as f:
-            for line in f:
-                dev, mnt, fstype, opts = line.split()[:4]
-                if fstype == "cgroup2" or (fstype == "cgroup" and "name=systemd" in opts.split(",")):
-                    self.roots.append(mnt)
-        if not self.roots:
-            die("no cgroup2 or name=systemd hierarchy mounted")
-        self.dirs = []
-        for root in self.roots:
-            path = root
-            for part in rel:
-                path = os.path.join(path, part)
-                if not os.path.isdir(path):
-                    os.mkdir(path)
-                    self.dirs.append(path)
-        self.leaves = [os.path.join(root, *rel) for root in self.roots]
-
-    def command(self, population):
-        joins = "; ".join("echo $$ > %s/cgroup.procs" % leaf for leaf in self.leaves)
-        return ["sh", "-c", joins + '; exec unshare -n "$0" "$1" pod', sys.executable, population]
-
-    def cleanup(self):
-        for path in reversed(self.dirs):
-            try:
-                os.rmdir(path)
-            except OSError:
-                pass  # shared parent still in use, or a process not yet gone
 
 
 # --------------------------------------------------------------- checks
@@ -266,7 +223,7 @@ scrape_configs:
         node = procs.start("population-node", [sys.executable, population, "node"], work,
                            stdin=subprocess.PIPE, stdout=subprocess.PIPE)
         read_ready(node, "node")
-        pod_proc = procs.start("population-pod", pod.command(population), work,
+        pod_proc = procs.start("population-pod", pod.command([sys.executable, population, "pod"]), work,
                                stdin=subprocess.PIPE, stdout=subprocess.PIPE)
         read_ready(pod_proc, "pod %s" % pod.uid)
         populated = time.monotonic()

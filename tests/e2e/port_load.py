@@ -12,7 +12,7 @@ STEP is KIND,HOST,PORT,ARGS (a server listens on every HOST:PORT named):
   churn,HOST,PORT,RATE,SECS   after GO: RATE connections/s opened and closed by the client
   leak,HOST,PORT,RATE,SECS    after GO: RATE connections/s opened and never closed
 
-tcp_tw_reuse is set to 0, so TIME_WAIT blocks its port even toward loopback
+lo is brought up; tcp_tw_reuse is set to 0, so TIME_WAIT blocks its port even toward loopback
 (the kernel's default 2 would let loopback reuse it). Prints JSON lines on
 stdout: {"event": "ready", ...} once the steps before READY are done; then
 waits for a line "GO" on stdin, runs the timed steps one after the other on a
@@ -28,6 +28,7 @@ import resource
 import select
 import signal
 import socket
+import subprocess
 import sys
 import time
 
@@ -136,6 +137,8 @@ def main():
     resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
     write_sysctl("net.ipv4.ip_local_port_range", "%d %d" % port_range)
     write_sysctl("net.ipv4.tcp_tw_reuse", "0")
+    if subprocess.run(["ip", "link", "set", "lo", "up"]).returncode != 0:
+        die("ip link set lo up failed")
     load = Load()
     counts = {}
     try:
