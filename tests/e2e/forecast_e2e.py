@@ -25,7 +25,12 @@ failure, for the leak at least 120 s before it (warning), names the
 destination, and stays quiet for the steady case and the step's first 30 s.
 Prints the measured lead times. Takes about 8 minutes.
 
-usage: unshare -n forecast_e2e.py EXPORTER_BINARY REPO_DIR
+Options, for measuring rather than testing: --cases=step,leak (a subset),
+--scrape=S --evaluation=E --poll=P (seconds; default 5 each), --report-only
+(print the timings, assert nothing: at 15 s / 30 s the step cannot be caught,
+see docs/monitoring.md).
+
+usage: unshare -n forecast_e2e.py EXPORTER_BINARY REPO_DIR [options]
 """
 import json
 import os
@@ -44,7 +49,7 @@ from e2e_support import NetnsLab, Processes, Prometheus, die, http_get, log, wai
 PROM = "http://127.0.0.1:9090"
 ALERT = "SockdiagEphemeralPortsExhaustionForecast"
 BACKSTOP = "SockdiagEphemeralPortsExhausting"
-INTERVAL = 5  # scrape, evaluation and exporter poll, seconds
+OPTIONS = {"scrape": 5, "evaluation": 5, "poll": 5, "cases": "step,leak,steady", "report-only": False}
 SERVER = "127.0.0.2"
 
 # name -> (port range, port_load steps, destination port, expectation)
@@ -95,7 +100,7 @@ class Client:
 def alert_times(prom, alertname, case, state, since):
     """{severity: first evaluation timestamp} of ALERTS{alertstate=state} for
     the case, and the labels of the first firing series per severity."""
-    window = int(time.time() - since) + 2 * INTERVAL
+    window = int(time.time() - since) + 2 * OPTIONS["evaluation"]
     result, err = prom.query('ALERTS{alertname="%s", alertstate="%s", case="%s"}[%ds]'
                              % (alertname, state, case, window))
     if err:
@@ -116,10 +121,24 @@ def value_at(prom, expr, at):
     return float(result[0]["value"][1])
 
 
+def parse_options(argv):
+    for a in argv:
+        key, eq, value = a.lstrip("-").partition("=")
+        if key not in OPTIONS or not a.startswith("--") or (key == "report-only") == bool(eq):
+            sys.exit("unknown option %s\n%s" % (a, __doc__.split("Options")[1]))
+        OPTIONS[key] = True if key == "report-only" else value if key == "cases" else int(value)
+    for name in list(CASES):
+        if name not in OPTIONS["cases"].split(","):
+            del CASES[name]
+    if not CASES:
+        sys.exit("--cases: none of step, leak, steady")
+
+
 def main():
-    if len(sys.argv) != 3:
-        sys.exit("usage: unshare -n forecast_e2e.py EXPORTER_BINARY REPO_DIR")
+    if len(sys.argv) < 3:
+        sys.exit("usage: unshare -n forecast_e2e.py EXPORTER_BINARY REPO_DIR [options]")
     exporter, repo = os.path.abspath(sys.argv[1]), os.path.abspath(sys.argv[2])
+    parse_options(sys.argv[3:])
     links = subprocess.run(["ip", "-o", "link", "show"], capture_output=True, text=True).stdout
     if [line.split(":")[1].strip() for line in links.splitlines()] != ["lo"]:
         die("refusing to run in a namespace with interfaces other than lo: run under `unshare -n`")
@@ -147,7 +166,7 @@ def main():
                 stdin=subprocess.PIPE, stdout=subprocess.PIPE)
             clients[name] = Client(name, p)
             exporters.append((name, ns.cmd([exporter, "--web.listen-address=" + addr,
-                                            "--poll.interval=%ds" % INTERVAL, "--log.level=warn"])))
+                                            "--poll.interval=%ds" % OPTIONS["poll"], "--log.level=warn"])))
         for c in clients.values():
             wait_for("%s client ready" % c.name, lambda: c.event("ready") or c.proc.poll() is not None, 60)
             if c.proc.poll() is not None:
@@ -163,7 +182,7 @@ rule_files: %s
 scrape_configs:
   - job_name: sockdiag
     static_configs: [%s]
-""" % (INTERVAL, INTERVAL, json.dumps(rule_files), ", ".join(targets)))
+""" % (OPTIONS["scrape"], OPTIONS["evaluation"], json.dumps(rule_files), ", ".join(targets)))
         r = subprocess.run(["promtool", "check", "config", config], capture_output=True, text=True)
         if r.returncode != 0:
             die("promtool check config: " + r.stdout + r.stderr)
@@ -183,20 +202,21 @@ scrape_configs:
         for c in clients.values():
             c.proc.stdin.write("GO\n")
             c.proc.stdin.flush()
-        log("ok      GO at %.3f; step at +%d s; waiting for the step's and the leak's exhaustion"
-            % (go, STEP_AT))
+        log("ok      GO at %.3f (poll %d s, scrape %d s, evaluation %d s); cases %s"
+            % (go, OPTIONS["poll"], OPTIONS["scrape"], OPTIONS["evaluation"], ", ".join(CASES)))
 
         def exhausted(name):
             return clients[name].event("eaddrnotavail") or clients[name].event("done")
-        deadline = time.monotonic() + SHAPE["leak"][1] + 60
-        while time.monotonic() < deadline and not all(exhausted(n) for n in ("step", "leak")):
+        timed = [n for n in CASES if n in SHAPE]  # the steady case has no end
+        deadline = time.monotonic() + (max(SHAPE[n][1] for n in timed) + 60 if timed else SHAPE["leak"][1])
+        while time.monotonic() < deadline and not (timed and all(exhausted(n) for n in timed)):
             for c in clients.values():
                 if c.proc.poll() is not None:
                     die("%s client exited with %s (see load-%s.log)" % (c.name, c.proc.returncode, c.name))
             time.sleep(1)
         # One more evaluation, so that a firing at the last evaluation before
         # the failure is stored.
-        time.sleep(2 * INTERVAL)
+        time.sleep(2 * OPTIONS["evaluation"])
         ok = report(prom, clients, go)
     finally:
         procs.stop_all()
@@ -204,6 +224,9 @@ scrape_configs:
             shutil.rmtree(work, ignore_errors=True)
         else:
             log("logs kept in " + work)
+    if OPTIONS["report-only"]:
+        log("report only: %d check(s) would have failed" % len(failures))
+        sys.exit(0)
     log("%d failed" % len(failures) if failures else "forecast e2e: all checks passed")
     sys.exit(1 if failures else 0)
 
@@ -249,7 +272,7 @@ def report(prom, clients, go):
                 fail("%s: the warning fired %s, not at least %d s before EADDRNOTAVAIL at +%.1f s"
                      % (name, "at +%.1f s" % w if w is not None else "never", EARLY_ENOUGH, fail_at))
     # What the exporter saw, for the record.
-    step_fail = rows[0]["eaddrnotavail"]
+    step_fail = next((r["eaddrnotavail"] for r in rows if r["case"] == "step"), None)
     seen = {
         "step closes/s at +%d s (client: 60/s)" % (STEP_AT + 15): value_at(
             prom, 'max(sockdiag_destination_closes_per_second{case="step", remote_port="3306"})', go + STEP_AT + 15),
