@@ -176,7 +176,8 @@ scrape_configs:
                     last[g["name"]] = g["lastEvaluation"]
                     durations.setdefault(g["name"], []).append(g["evaluationTime"])
         inputs = fleet.series()
-        recorded = sum(int(s["value"][1]) for s in api("/api/v1/query", query='count by (__name__) ({__name__=~"[a-z_]+:sockdiag_.+"})')["data"]["result"])
+        counts = api("/api/v1/query", query='count by (__name__) ({__name__=~"[a-z_]+:sockdiag_.+"})')
+        recorded = sum(int(s["value"][1]) for s in counts["data"]["result"])
         print("nodes %d, pods per node %d, destinations per namespace %d, remote services %d" % (
             o["nodes"], o["pods"], o["destinations"], o["remotes"]))
         print("input series %d (%.0f per node), recorded series %d (%.1f per node)" % (

@@ -9,7 +9,10 @@ that Prometheus reports as JSON (400/422) come back as its JSON.
 import json
 import os
 import random
+import select
+import shutil
 import subprocess
+import sys
 import time
 import uuid
 import urllib.error
@@ -65,13 +68,16 @@ class Prometheus:
 
 
 class Processes:
-    """Children started by the test, stopped (by handle) at exit."""
+    """Children started by the test, stopped (by handle) at exit: stdin
+    closed, SIGTERM, SIGKILL after 5 s."""
 
     def __init__(self):
         self.procs = []
 
     def start(self, name, cmd, log_dir, stdin=None, stdout=None):
-        err = open(os.path.join(log_dir, name + ".log"), "w")
+        """stderr (and stdout unless given) go to LOG_DIR/NAME.log, or are
+        inherited when log_dir is None."""
+        err = open(os.path.join(log_dir, name + ".log"), "w") if log_dir else None
         p = subprocess.Popen(cmd, stdin=stdin, stdout=stdout or err, stderr=err, text=True)
         self.procs.append((name, p, err))
         return p
@@ -87,7 +93,69 @@ class Processes:
                 except subprocess.TimeoutExpired:
                     p.kill()
                     p.wait()
-            err.close()
+            if err:
+                err.close()
+
+
+def clean_up(procs, work, ok):
+    """Stops the children; removes WORK after a pass, keeps it (and says
+    where) after a failure."""
+    procs.stop_all()
+    if ok:
+        shutil.rmtree(work, ignore_errors=True)
+    else:
+        log("logs kept in " + work)
+
+
+def require_private_netns(tools):
+    """Refuses to run in a namespace with interfaces other than lo (the
+    tests change sysctls and add links), checks the tools, brings lo up."""
+    links = subprocess.run(["ip", "-o", "link", "show"], capture_output=True, text=True).stdout
+    if [line.split(":")[1].strip() for line in links.splitlines()] != ["lo"]:
+        die("refusing to run in a namespace with interfaces other than lo: run under `unshare -n`")
+    for tool in tools:
+        if not shutil.which(tool):
+            die("%s is missing (scripts/install-deps.sh installs it)" % tool)
+    subprocess.run(["ip", "link", "set", "lo", "up"], check=True)
+
+
+def start_prometheus(procs, work, config_text, listen="127.0.0.1:9090"):
+    """Writes WORK/prometheus.yml, has promtool check it, starts Prometheus
+    (data in WORK/data, log WORK/prometheus.log) and returns its process."""
+    config = os.path.join(work, "prometheus.yml")
+    with open(config, "w") as f:
+        f.write(config_text)
+    r = subprocess.run(["promtool", "check", "config", config], capture_output=True, text=True)
+    if r.returncode != 0:
+        die("promtool check config: " + r.stdout + r.stderr)
+    return procs.start("prometheus", ["prometheus", "--config.file=" + config,
+                                      "--storage.tsdb.path=" + os.path.join(work, "data"),
+                                      "--web.listen-address=" + listen], work)
+
+
+def serve_kube_pod_info(procs, work, pods, addr):
+    """A kube-state-metrics stand-in on ADDR serving kube_pod_info for PODS,
+    [(uid, namespace, name, node)]; scrape it with honor_labels."""
+    directory = os.path.join(work, "ksm")
+    os.mkdir(directory)
+    with open(os.path.join(directory, "metrics"), "w") as f:
+        f.write("# HELP kube_pod_info Information about pod.\n# TYPE kube_pod_info gauge\n")
+        for uid, namespace, name, node in pods:
+            f.write('kube_pod_info{namespace="%s",pod="%s",uid="%s",node="%s",created_by_kind="ReplicaSet",'
+                    'priority_class="",host_network="false"} 1\n' % (namespace, name, uid, node))
+    host, port = addr.rsplit(":", 1)
+    return procs.start("ksm", [sys.executable, "-m", "http.server", "--bind", host, "--directory", directory,
+                               port], work)
+
+
+def hold_until_stdin_closes(seconds):
+    """For the population scripts: returns when the driver closes our stdin,
+    or after SECONDS at most."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        r, _, _ = select.select([sys.stdin], [], [], 1.0)
+        if r and sys.stdin.read(1) == "":
+            return
 
 
 class NetnsLab:

@@ -12,8 +12,8 @@ same remote service shows up on several nodes:
   node-1  150 connections held to db, and a leak to queue (2/s): heading for
           exhaustion, the nearest although not the fullest.
   node-2  700 TIME_WAIT toward db: 70 %, steady.
-  node-3  400 TIME_WAIT toward db, 100 held to api; conntrack on, with an SNAT
-          rule and 20 masqueraded connections.
+  node-3  400 TIME_WAIT toward db, 100 held to api; conntrack on, with the SNAT
+          rule of tests/e2e/population.py and 20 masqueraded connections.
   node-4  pods mode, in its own PID namespace (tests/e2e/pods_node.py): pod A
           with 250 TIME_WAIT toward db, pod B with 50 held to api.
   node-5  10 held to api.
@@ -34,7 +34,6 @@ usage: unshare -n fleet_e2e.py EXPORTER_BINARY REPO_DIR
 """
 import json
 import os
-import shutil
 import signal
 import subprocess
 import sys
@@ -44,7 +43,10 @@ import time
 sys.dont_write_bytecode = True  # keep the source tree clean
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import monitoring_lib as ml  # noqa: E402
-from e2e_support import NetnsLab, Processes, Prometheus, die, http_get, log, wait_for  # noqa: E402
+from e2e_support import (  # noqa: E402
+    NetnsLab, Processes, Prometheus, clean_up, die, http_get, log, require_private_netns,
+    serve_kube_pod_info, start_prometheus, wait_for)
+from population import NFT_RULES  # noqa: E402  conntrack on, SNAT 127.0.0.4:5432 via 127.0.0.5
 
 PROM = "http://127.0.0.1:9090"
 KSM_ADDR = "127.0.0.1:10063"
@@ -53,18 +55,6 @@ USABLE = 1000
 DB, API, QUEUE = ("127.0.0.10", "3306"), ("127.0.0.11", "443"), ("127.0.0.12", "5432")
 POD_A = ("0b7f3c52-9a1e-4d2b-8c3f-5e6a7b8c9d01", "shop", "checkout-7d9f8b-q2w4e")
 POD_B = ("0b7f3c52-9a1e-4d2b-8c3f-5e6a7b8c9d02", "shop", "cart-5c6d7e-r5t6y")
-NFT_SNAT = """
-table ip sockdiag_fleet {
-  chain out {
-    type filter hook output priority 0;
-    ct state new counter
-  }
-  chain post {
-    type nat hook postrouting priority srcnat;
-    ip daddr 127.0.0.4 tcp dport 5432 snat to 127.0.0.5
-  }
-}
-"""
 
 
 def step(kind, dest, *args):
@@ -136,7 +126,8 @@ def check_ranking(fleet):
     check(tte.get("node-1", 3600) < 3600 and all(tte.get(n) == 3600 for n in EXPECTED_RANKING[1:]),
           "only node-1 heads for exhaustion (%.0f s)" % tte.get("node-1", -1), "time to exhaustion %s" % tte)
     for node, want in EXPECTED_UTILIZATION.items():
-        check(abs(util.get(node, -1) - want) < 1e-9, "%s worst utilization %.2f" % (node, want), "got %s" % util.get(node))
+        check(abs(util.get(node, -1) - want) < 1e-9, "%s worst utilization %.2f" % (node, want),
+              "got %s" % util.get(node))
     # The dashboard's own ranking (the table's hidden sort key).
     rank = query(fleet_query(fleet, "Nodes nearest exhaustion", "R"))
     got = [s["metric"].get("node") for s in sorted(rank, key=lambda s: float(s["value"][1]))]
@@ -160,7 +151,8 @@ def check_remotes():
 
 
 def check_pods(fleet):
-    util = {s["metric"].get("pod_uid"): float(s["value"][1]) for s in query("pod:sockdiag_ephemeral_port_utilization:max")}
+    util = {s["metric"].get("pod_uid"): float(s["value"][1])
+            for s in query("pod:sockdiag_ephemeral_port_utilization:max")}
     for (uid, _, _), want in EXPECTED_PODS:
         check(abs(util.get(uid, -1) - want) < 1e-9, "pod %s worst utilization %.2f" % (uid, want), "got %s" % util)
     check(len(util) == len(EXPECTED_PODS), "pods recorded: exactly the %d pods" % len(EXPECTED_PODS), "got %s" % util)
@@ -212,6 +204,11 @@ def report(cost):
     for s in sorted(query('count by (node) ({job="sockdiag", __name__=~"sockdiag_.+"})'),
                     key=lambda s: s["metric"].get("node", "")):
         log("        %s: %s" % (s["metric"].get("node"), s["value"][1]))
+    log("series per namespace of the pods-mode node (node-4):")
+    for s in sorted(query('count by (netns, pod_uid) ({job="sockdiag", node="node-4", __name__=~"sockdiag_.+"})'),
+                    key=lambda s: s["metric"].get("pod_uid", "")):
+        log("        %s: %s" % (s["metric"].get("pod_uid") or s["metric"].get("netns") or "(no netns label)",
+                                s["value"][1]))
     recorded = query('count by (__name__) ({__name__=~"[a-z_]+:sockdiag_.+"})')
     log("recorded series: %d in %d names" % (sum(int(s["value"][1]) for s in recorded), len(recorded)))
     for name, (n, seconds) in sorted(cost.items()):
@@ -222,13 +219,7 @@ def main():
     if len(sys.argv) != 3:
         sys.exit("usage: unshare -n fleet_e2e.py EXPORTER_BINARY REPO_DIR")
     exporter, repo = os.path.abspath(sys.argv[1]), os.path.abspath(sys.argv[2])
-    links = subprocess.run(["ip", "-o", "link", "show"], capture_output=True, text=True).stdout
-    if [line.split(":")[1].strip() for line in links.splitlines()] != ["lo"]:
-        die("refusing to run in a namespace with interfaces other than lo: run under `unshare -n`")
-    for tool in ("prometheus", "promtool", "ip", "nft", "nsenter", "unshare"):
-        if not shutil.which(tool):
-            die("%s is missing (scripts/install-deps.sh installs it)" % tool)
-    subprocess.run(["ip", "link", "set", "lo", "up"], check=True)
+    require_private_netns(("prometheus", "promtool", "ip", "nft", "nsenter", "unshare"))
     here = os.path.dirname(os.path.abspath(__file__))
     port_load = [sys.executable, os.path.join(here, "port_load.py"), "--range", RANGE]
     with open(os.path.join(repo, "dashboards", "fleet.json")) as f:
@@ -257,7 +248,7 @@ def main():
                     stdin=subprocess.PIPE, stdout=subprocess.PIPE)
                 continue
             if node == "node-3":
-                nft = subprocess.run(ns.cmd(["nft", "-f", "-"]), input=NFT_SNAT, text=True, capture_output=True)
+                nft = subprocess.run(ns.cmd(["nft", "-f", "-"]), input=NFT_RULES, text=True, capture_output=True)
                 if nft.returncode != 0:
                     die("nft in %s: %s" % (node, nft.stderr.strip()))
             loads[node] = procs.start("load-" + node, ns.cmd(port_load + steps), work,
@@ -274,31 +265,16 @@ def main():
         for node, ns, argv in pending_exporters:
             procs.start("exporter-" + node, ns.cmd(argv), work)
 
-        ksm_dir = os.path.join(work, "ksm")
-        os.mkdir(ksm_dir)
-        with open(os.path.join(ksm_dir, "metrics"), "w") as f:
-            f.write("# HELP kube_pod_info Information about pod.\n# TYPE kube_pod_info gauge\n")
-            for (uid, namespace, name), _ in PODS:
-                f.write('kube_pod_info{namespace="%s",pod="%s",uid="%s",node="node-4",host_network="false"} 1\n'
-                        % (namespace, name, uid))
-        procs.start("ksm", [sys.executable, "-m", "http.server", "--bind", "127.0.0.1", "--directory", ksm_dir,
-                            KSM_ADDR.split(":")[1]], work)
-        config = os.path.join(work, "prometheus.yml")
-        with open(config, "w") as f:
-            f.write("""global: {scrape_interval: 1s, scrape_timeout: 1s, evaluation_interval: 1s}
+        serve_kube_pod_info(procs, work, [(uid, namespace, name, "node-4") for (uid, namespace, name), _ in PODS],
+                            KSM_ADDR)
+        start_prometheus(procs, work, """global: {scrape_interval: 1s, scrape_timeout: 1s, evaluation_interval: 1s}
 rule_files: %s
 scrape_configs:
   - job_name: sockdiag
     static_configs: [%s]
   - {job_name: kube-state-metrics, honor_labels: true, static_configs: [{targets: ['%s']}]}
 """ % (json.dumps([os.path.join(repo, "dashboards", f) for f in ("alerts.yaml", "recording-rules.yaml")]),
-       ", ".join(targets), KSM_ADDR))
-        r = subprocess.run(["promtool", "check", "config", config], capture_output=True, text=True)
-        if r.returncode != 0:
-            die("promtool check config: " + r.stdout + r.stderr)
-        procs.start("prometheus", ["prometheus", "--config.file=" + config,
-                                   "--storage.tsdb.path=" + os.path.join(work, "data"),
-                                   "--web.listen-address=127.0.0.1:9090"], work)
+                ", ".join(targets), KSM_ADDR))
         wait_for("Prometheus ready", lambda: http_get(PROM + "/-/ready") != "", 30)
 
         def all_up():
@@ -331,11 +307,7 @@ scrape_configs:
         log("%d Fleet dashboard queries evaluated" % n)
         ok = not failures
     finally:
-        procs.stop_all()
-        if ok:
-            shutil.rmtree(work, ignore_errors=True)
-        else:
-            log("logs kept in " + work)
+        clean_up(procs, work, ok)
     log("%d failed" % len(failures) if failures else "fleet e2e: all checks passed")
     sys.exit(1 if failures else 0)
 

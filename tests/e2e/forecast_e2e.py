@@ -34,7 +34,6 @@ usage: unshare -n forecast_e2e.py EXPORTER_BINARY REPO_DIR [options]
 """
 import json
 import os
-import shutil
 import signal
 import subprocess
 import sys
@@ -44,7 +43,9 @@ import time
 
 sys.dont_write_bytecode = True  # keep the source tree clean
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from e2e_support import NetnsLab, Processes, Prometheus, die, http_get, log, wait_for  # noqa: E402
+from e2e_support import (  # noqa: E402
+    NetnsLab, Processes, Prometheus, clean_up, die, http_get, log, require_private_netns,
+    start_prometheus, wait_for)
 
 PROM = "http://127.0.0.1:9090"
 ALERT = "SockdiagEphemeralPortsExhaustionForecast"
@@ -139,13 +140,7 @@ def main():
         sys.exit("usage: unshare -n forecast_e2e.py EXPORTER_BINARY REPO_DIR [options]")
     exporter, repo = os.path.abspath(sys.argv[1]), os.path.abspath(sys.argv[2])
     parse_options(sys.argv[3:])
-    links = subprocess.run(["ip", "-o", "link", "show"], capture_output=True, text=True).stdout
-    if [line.split(":")[1].strip() for line in links.splitlines()] != ["lo"]:
-        die("refusing to run in a namespace with interfaces other than lo: run under `unshare -n`")
-    for tool in ("prometheus", "promtool", "ip", "nsenter", "unshare"):
-        if not shutil.which(tool):
-            die("%s is missing (scripts/install-deps.sh installs it)" % tool)
-    subprocess.run(["ip", "link", "set", "lo", "up"], check=True)
+    require_private_netns(("prometheus", "promtool", "ip", "nsenter", "unshare"))
     here = os.path.dirname(os.path.abspath(__file__))
     rule_files = [os.path.join(repo, "dashboards", "alerts.yaml")]
 
@@ -175,20 +170,12 @@ def main():
         # as it is (no growth), as on a node where the pool predates them.
         for name, argv in exporters:
             procs.start("exporter-" + name, argv, work)
-        config = os.path.join(work, "prometheus.yml")
-        with open(config, "w") as f:
-            f.write("""global: {scrape_interval: %ds, scrape_timeout: 4s, evaluation_interval: %ds}
+        start_prometheus(procs, work, """global: {scrape_interval: %ds, scrape_timeout: 4s, evaluation_interval: %ds}
 rule_files: %s
 scrape_configs:
   - job_name: sockdiag
     static_configs: [%s]
 """ % (OPTIONS["scrape"], OPTIONS["evaluation"], json.dumps(rule_files), ", ".join(targets)))
-        r = subprocess.run(["promtool", "check", "config", config], capture_output=True, text=True)
-        if r.returncode != 0:
-            die("promtool check config: " + r.stdout + r.stderr)
-        procs.start("prometheus", ["prometheus", "--config.file=" + config,
-                                   "--storage.tsdb.path=" + os.path.join(work, "data"),
-                                   "--web.listen-address=127.0.0.1:9090"], work)
 
         wait_for("Prometheus ready", lambda: http_get(PROM + "/-/ready") != "", 30)
 
@@ -219,11 +206,7 @@ scrape_configs:
         time.sleep(2 * OPTIONS["evaluation"])
         ok = report(prom, clients, go)
     finally:
-        procs.stop_all()
-        if ok:
-            shutil.rmtree(work, ignore_errors=True)
-        else:
-            log("logs kept in " + work)
+        clean_up(procs, work, ok)
     if OPTIONS["report-only"]:
         log("report only: %d check(s) would have failed" % len(failures))
         sys.exit(0)

@@ -28,7 +28,6 @@ usage: unshare -n monitoring_e2e.py EXPORTER_BINARY REPO_DIR
 """
 import json
 import os
-import shutil
 import signal
 import subprocess
 import sys
@@ -38,7 +37,9 @@ import time
 sys.dont_write_bytecode = True  # keep the source tree clean
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import monitoring_lib as ml  # noqa: E402
-from e2e_support import FakePod, Processes, Prometheus, die, http_get, log, wait_for  # noqa: E402
+from e2e_support import (  # noqa: E402
+    FakePod, Processes, Prometheus, clean_up, die, http_get, log, require_private_netns,
+    serve_kube_pod_info, start_prometheus, wait_for)
 
 PROM = "http://127.0.0.1:9090"
 SELF_ADDR, PODS_ADDR, KSM_ADDR = "127.0.0.1:10061", "127.0.0.1:10062", "127.0.0.1:10063"
@@ -169,13 +170,7 @@ def main():
     if len(sys.argv) != 3:
         sys.exit("usage: unshare -n monitoring_e2e.py EXPORTER_BINARY REPO_DIR")
     exporter, repo = os.path.abspath(sys.argv[1]), os.path.abspath(sys.argv[2])
-    links = subprocess.run(["ip", "-o", "link", "show"], capture_output=True, text=True).stdout
-    if [line.split(":")[1].strip() for line in links.splitlines()] != ["lo"]:
-        die("refusing to run in a namespace with interfaces other than lo: run under `unshare -n`")
-    for tool in ("prometheus", "promtool", "nft", "ip"):
-        if not shutil.which(tool):
-            die("%s is missing (scripts/install-deps.sh installs it)" % tool)
-    subprocess.run(["ip", "link", "set", "lo", "up"], check=True)
+    require_private_netns(("prometheus", "promtool", "nft", "ip"))
 
     here = os.path.dirname(os.path.abspath(__file__))
     population = os.path.join(here, "population.py")
@@ -189,37 +184,20 @@ def main():
     ok = False
     try:
         pod = FakePod()
-        ksm_dir = os.path.join(work, "ksm")
-        os.mkdir(ksm_dir)
-        with open(os.path.join(ksm_dir, "metrics"), "w") as f:
-            f.write("# HELP kube_pod_info Information about pod.\n# TYPE kube_pod_info gauge\n"
-                    'kube_pod_info{namespace="%s",pod="%s",uid="%s",node="e2e-node",'
-                    'created_by_kind="ReplicaSet",created_by_name="checkout-6b7f9c",'
-                    'priority_class="",host_network="false"} 1\n' % (POD_NAMESPACE, POD_NAME, pod.uid))
-        config = os.path.join(work, "prometheus.yml")
-        with open(config, "w") as f:
-            f.write("""global: {scrape_interval: 1s, scrape_timeout: 1s, evaluation_interval: 1s}
+        serve_kube_pod_info(procs, work, [(pod.uid, POD_NAMESPACE, POD_NAME, "e2e-node")], KSM_ADDR)
+        # Prometheus first: its first scrape comes ~5.5 s after start.
+        start_prometheus(procs, work, """global: {scrape_interval: 1s, scrape_timeout: 1s, evaluation_interval: 1s}
 rule_files: %s
 scrape_configs:
   - {job_name: sockdiag, static_configs: [{targets: ['%s']}]}
   - {job_name: sockdiag-pods, static_configs: [{targets: ['%s']}]}
   - {job_name: kube-state-metrics, honor_labels: true, static_configs: [{targets: ['%s']}]}
 """ % (json.dumps([os.path.join(repo, "dashboards", f) for f in ("alerts.yaml", "recording-rules.yaml")]),
-       SELF_ADDR, PODS_ADDR, KSM_ADDR))
-        r = subprocess.run(["promtool", "check", "config", config], capture_output=True, text=True)
-        if r.returncode != 0:
-            die("promtool check config: " + r.stdout + r.stderr)
-
-        # Prometheus first: its first scrape comes ~5.5 s after start.
-        procs.start("prometheus", ["prometheus", "--config.file=" + config,
-                                   "--storage.tsdb.path=" + os.path.join(work, "data"),
-                                   "--web.listen-address=127.0.0.1:9090"], work)
+                SELF_ADDR, PODS_ADDR, KSM_ADDR))
         common = ["--poll.interval=1s", "--conntrack.dump-interval=1s", "--log.level=warn"]
         procs.start("exporter-self", [exporter, "--web.listen-address=" + SELF_ADDR] + common, work)
         procs.start("exporter-pods", [exporter, "--web.listen-address=" + PODS_ADDR,
                                       "--netns.mode=pods"] + common, work)
-        procs.start("ksm", [sys.executable, "-m", "http.server", "--bind", "127.0.0.1",
-                            "--directory", ksm_dir, KSM_ADDR.split(":")[1]], work)
         node = procs.start("population-node", [sys.executable, population, "node"], work,
                            stdin=subprocess.PIPE, stdout=subprocess.PIPE)
         read_ready(node, "node")
@@ -256,13 +234,9 @@ scrape_configs:
             fail("checks ended %.0f s after the population was made: TIME_WAIT (60 s) may have expired" % elapsed)
         ok = not failures
     finally:
-        procs.stop_all()
+        clean_up(procs, work, ok)
         if pod:
             pod.cleanup()
-        if ok:
-            shutil.rmtree(work, ignore_errors=True)
-        else:
-            log("logs kept in " + work)
 
     log("\n%d dashboard queries, %d alert expressions; %d checks PENDING on names listed in "
         "tests/e2e/pending_metrics.txt%s" % (len(queries), len(alerts), len(pendings),

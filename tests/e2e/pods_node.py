@@ -16,7 +16,6 @@ or the exporter cannot start.
 """
 import json
 import os
-import select
 import signal
 import subprocess
 import sys
@@ -24,48 +23,32 @@ import time
 
 sys.dont_write_bytecode = True  # keep the source tree clean
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from e2e_support import FakePod  # noqa: E402
+from e2e_support import FakePod, Processes, hold_until_stdin_closes  # noqa: E402
 
 
 def main():
     if len(sys.argv) != 2:
         sys.exit("usage: pods_node.py SPEC_JSON")
     spec = json.loads(sys.argv[1])
-    children, pods = [], []
+    procs, pods = Processes(), []
     # PID 1 ignores signals it has no handler for.
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(1))
     try:
         for p in spec["pods"]:
             pod = FakePod(p["uid"])
             pods.append(pod)
-            proc = subprocess.Popen(pod.command(p["load"]), stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                                    text=True)
-            children.append(proc)
-            line = proc.stdout.readline()
-            if '"ready"' not in line:
+            proc = procs.start("pod " + p["uid"], pod.command(p["load"]), None,
+                               stdin=subprocess.PIPE, stdout=subprocess.PIPE)
+            if '"ready"' not in proc.stdout.readline():
                 sys.exit("pods_node: pod %s load did not get ready (exit %s)" % (p["uid"], proc.poll()))
-        exporter = subprocess.Popen(spec["exporter"])
-        children.append(exporter)
+        exporter = procs.start("exporter", spec["exporter"], None)
         time.sleep(0.5)
         if exporter.poll() is not None:
             sys.exit("pods_node: exporter exited with %s" % exporter.returncode)
         print("READY", flush=True)
-        deadline = time.monotonic() + 1200
-        while time.monotonic() < deadline:
-            r, _, _ = select.select([sys.stdin], [], [], 1.0)
-            if r and sys.stdin.read(1) == "":
-                break
+        hold_until_stdin_closes(1200)
     finally:
-        for proc in reversed(children):
-            if proc.poll() is None:
-                if proc.stdin:
-                    proc.stdin.close()
-                proc.terminate()
-                try:
-                    proc.wait(5)
-                except subprocess.TimeoutExpired:
-                    proc.kill()
-                    proc.wait()
+        procs.stop_all()
         for pod in pods:
             pod.cleanup()
 

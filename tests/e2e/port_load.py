@@ -24,13 +24,17 @@ Exits non-zero with a one-line reason on any other failure.
 """
 import errno
 import json
+import os
 import resource
-import select
 import signal
 import socket
 import subprocess
 import sys
 import time
+
+sys.dont_write_bytecode = True  # keep the source tree clean
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from e2e_support import hold_until_stdin_closes  # noqa: E402
 
 
 def emit(event, **fields):
@@ -167,11 +171,7 @@ def main():
     except OSError as e:
         die("after GO: %s" % e)
     emit("done", connects=load.connects)
-    deadline = time.monotonic() + 1200
-    while time.monotonic() < deadline:
-        r, _, _ = select.select([sys.stdin], [], [], 1.0)
-        if r and sys.stdin.read(1) == "":
-            break
+    hold_until_stdin_closes(1200)
 
 
 if __name__ == "__main__":
