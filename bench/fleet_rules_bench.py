@@ -178,8 +178,8 @@ scrape_configs:
         inputs = fleet.series()
         counts = api("/api/v1/query", query='count by (__name__) ({__name__=~"[a-z_]+:sockdiag_.+"})')
         recorded = sum(int(s["value"][1]) for s in counts["data"]["result"])
-        print("nodes %d, pods per node %d, destinations per namespace %d, remote services %d" % (
-            o["nodes"], o["pods"], o["destinations"], o["remotes"]))
+        print("nodes %d, pods per node %d, destinations per namespace %d, remote services %d; load average %s" % (
+            o["nodes"], o["pods"], o["destinations"], o["remotes"], open("/proc/loadavg").read().split()[0]))
         print("input series %d (%.0f per node), recorded series %d (%.1f per node)" % (
             inputs, inputs / o["nodes"], recorded, recorded / o["nodes"]))
         for name, ds in sorted(durations.items()):
