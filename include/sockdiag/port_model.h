@@ -208,9 +208,16 @@ class PortModel {
   };
 
   void CountService(Direction d, uint16_t port, uint8_t state);
-  // Growth per second of every tracked destination (by slot), against the
-  // last reported pass; then this pass becomes that reference.
-  void MeasureGrowth();
+  // Growth per second of the destination in slot i, against the last
+  // reported pass, into growth_[i]; StartGrowth() first, then each slot in
+  // order (the previous pass's entries are prefetched a few slots ahead).
+  struct GrowthContext {
+    double dt = 0;
+    double alpha = 0;
+    bool valid = false;
+  };
+  GrowthContext StartGrowth();
+  void MeasureGrowth(const GrowthContext& g, size_t i);
 
   const PortLimits limits_;
   PortSettings settings_;
@@ -219,7 +226,9 @@ class PortModel {
   std::unique_ptr<PortIndex> services_[2];
   std::unique_ptr<DestinationTable> destinations_;
   std::array<StateCounts, 2> ephemeral_{};
-  std::array<uint64_t, PortReport::kTimeWaitWithinSeconds.size()> time_wait_expiring_{};
+  // TIME_WAIT by the first kTimeWaitWithinSeconds bound their timer is
+  // within (made cumulative by Report()); the last counts those beyond all.
+  std::array<uint64_t, PortReport::kTimeWaitWithinSeconds.size() + 1> time_wait_expiring_{};
   uint64_t tcp_sockets_ = 0;
 
   double now_ = 0;

@@ -132,6 +132,14 @@ std::string RateText(double per_second) {
 
 std::string Num(uint64_t v) { return std::to_string(v); }
 
+// A forecast: "<1 s", "~40 s", "~7 min", "over an hour" (the 3600 s horizon).
+std::string DurationText(double seconds) {
+  if (seconds >= 3600) return "over an hour";
+  if (seconds < 1) return "<1 s";
+  if (seconds < 120) return "~" + Fixed(std::round(seconds), 0) + " s";
+  return "~" + Fixed(std::round(seconds / 60), 0) + " min";
+}
+
 std::string HostPort(const std::string& address, uint16_t port) {
   if (address.find(':') != std::string::npos) return "[" + address + "]:" + std::to_string(port);
   return address + ":" + std::to_string(port);
@@ -230,6 +238,7 @@ class Analyzer {
     Conntrack();
     SysctlVerdicts();
     PortFindings();
+    ForecastFindings();
     CloseWaitFindings();
     ListenFindings();
     TimeWaitFindings();
@@ -316,6 +325,8 @@ class Analyzer {
     p.utilization_max = last_.Get("sockdiag_ephemeral_port_utilization_max");
     p.destinations = Count(last_.Get("sockdiag_destinations"));
     p.destinations_dropped = Count(last_.Get("sockdiag_destinations_dropped"));
+    p.exhaustion_seconds_min = last_.Get("sockdiag_ephemeral_port_exhaustion_seconds_min");
+    p.steady_utilization_max = last_.Get("sockdiag_ephemeral_port_steady_utilization_max");
   }
 
   void ServicePorts() {
@@ -369,13 +380,18 @@ class Analyzer {
       std::from_chars(port.data(), port.data() + port.size(), port_value);
       d.remote_port = static_cast<uint16_t>(port_value);
       d.ports_held = Count(s.value);
-      d.utilization = last_
-                          .Get("sockdiag_destination_ephemeral_port_utilization",
-                               {{"local_address", d.local_address},
-                                {"remote_address", d.remote_address},
-                                {"remote_port", port},
-                                {"family", d.family}})
-                          .value_or(0);
+      const LabelMap dest = {{"local_address", d.local_address},
+                             {"remote_address", d.remote_address},
+                             {"remote_port", port},
+                             {"family", d.family}};
+      d.utilization =
+          last_.Get("sockdiag_destination_ephemeral_port_utilization", dest).value_or(0);
+      d.closes_per_second = last_.Get("sockdiag_destination_closes_per_second", dest);
+      d.growth_per_second = last_.Get("sockdiag_destination_connection_growth_per_second", dest);
+      d.exhaustion_seconds =
+          last_.Get("sockdiag_destination_ephemeral_port_exhaustion_seconds", dest);
+      d.steady_utilization =
+          last_.Get("sockdiag_destination_ephemeral_port_steady_utilization", dest);
       d.time_wait_reusable =
           reuse_known_ && settings_.TimeWaitReusable(IsLoopbackText(d.local_address) ||
                                                      IsLoopbackText(d.remote_address));
@@ -634,6 +650,82 @@ class Analyzer {
                          "among the destinations listed: raise --ports.top-destinations to name "
                          "it. A client opens and closes connections to it instead of reusing "
                          "them (pooling / keep-alive)."));
+    }
+  }
+
+  // What drives a destination's forecast, for the finding's parentheses:
+  // "75 closes/s, 60 s TIME_WAIT, no reuse", "+7.2 connections held/s".
+  static std::string Drivers(const DiagnoseReport::Destination& d) {
+    std::vector<std::string> parts;
+    const double closes = d.closes_per_second.value_or(0);
+    const double growth = d.growth_per_second.value_or(0);
+    if (closes > 0) {
+      parts.push_back(RateText(closes) + " closes/s");
+      parts.push_back(d.time_wait_reusable ? "TIME_WAIT reusable after ~1 s"
+                                           : "60 s TIME_WAIT, no reuse");
+    }
+    if (growth > 0) parts.push_back("+" + RateText(growth) + " connections held/s");
+    std::string out;
+    for (const auto& p : parts) out += (out.empty() ? "" : ", ") + p;
+    return out;
+  }
+
+  void ForecastFindings() {
+    const double warning = t_.exhaustion_forecast_warning_seconds;
+    const double critical = t_.exhaustion_forecast_critical_seconds;
+    bool named = false;
+    for (const auto& d : r_.destinations) {
+      if (!d.exhaustion_seconds || !(*d.exhaustion_seconds < warning)) continue;
+      named = true;
+      const double left = *d.exhaustion_seconds;
+      const bool is_critical = left < critical;
+      std::string msg;
+      if (left <= 0) {
+        msg = "Ports toward " + d.RemoteText() + " (from " + d.local_address +
+              ") have run out: connect() to it fails now with \"cannot assign requested "
+              "address\".";
+      } else {
+        msg = "At today's rate, ports toward " + d.RemoteText() + " (from " + d.local_address +
+              ") run out in " + DurationText(left);
+        const std::string drivers = Drivers(d);
+        if (!drivers.empty()) msg += " (" + drivers + ")";
+        msg += ".";
+      }
+      const double closes = d.closes_per_second.value_or(0);
+      const double growth = d.growth_per_second.value_or(0);
+      if (growth > 0 && (closes == 0 || d.time_wait_reusable)) {
+        msg +=
+            " The connections held toward it keep growing: a leak (connections never "
+            "closed) or a pool without a cap.";
+      } else if (closes > 0 && !d.time_wait_reusable) {
+        msg +=
+            " Each closed connection holds its port 60 s: reuse connections (pooling / "
+            "keep-alive) instead of opening one per request.";
+      } else if (closes > 0) {
+        msg +=
+            " Even with TIME_WAIT reuse a closed connection's port waits about a second: "
+            "reuse connections (pooling / keep-alive).";
+      }
+      if (d.steady_utilization && *d.steady_utilization > 1) {
+        msg += " At this rate it needs " + Percent(*d.steady_utilization) +
+               " of the usable ports: it cannot settle.";
+      }
+      r_.findings.push_back(MakeFinding("ephemeral_ports_exhaustion_forecast",
+                                        is_critical ? Severity::kCritical : Severity::kWarning,
+                                        d.local_address + " -> " + d.RemoteText(), left,
+                                        is_critical ? critical : warning, msg));
+    }
+    const auto& min = r_.ports.exhaustion_seconds_min;
+    if (!named && min && *min < warning) {
+      const bool is_critical = *min < critical;
+      r_.findings.push_back(MakeFinding(
+          "ephemeral_ports_exhaustion_forecast",
+          is_critical ? Severity::kCritical : Severity::kWarning,
+          "a destination outside the top " + Num(r_.destinations.size()), *min,
+          is_critical ? critical : warning,
+          "At today's rates, ports toward one destination run out in " + DurationText(*min) +
+              ", but it is not among the destinations listed: raise --ports.top-destinations "
+              "to name it."));
     }
   }
 
@@ -1085,6 +1177,42 @@ std::string RenderDiagnosisText(const DiagnoseReport& r) {
     line("  " + Wrap(more, 2, 2));
   }
 
+  // The forecast, soonest first.
+  std::vector<const DiagnoseReport::Destination*> forecast;
+  for (const auto& d : r.destinations) {
+    if (d.exhaustion_seconds) forecast.push_back(&d);
+  }
+  if (p.exhaustion_seconds_min) {
+    heading("TIME TO EXHAUSTION AT TODAY'S RATES");
+    std::stable_sort(forecast.begin(), forecast.end(), [](const auto* a, const auto* b) {
+      return *a->exhaustion_seconds < *b->exhaustion_seconds;
+    });
+    if (!forecast.empty()) {
+      constexpr size_t kToWidth = 30;
+      line("  " + Pad("TO", kToWidth) + "     RUN OUT  CLOSES/S  GROWTH/S  STEADY");
+      for (size_t i = 0; i < std::min<size_t>(forecast.size(), 5); ++i) {
+        const auto& d = *forecast[i];
+        std::string to = d.RemoteText();
+        if (to.size() > kToWidth) {
+          line("  " + to);
+          to.clear();
+        }
+        const double growth = d.growth_per_second.value_or(0);
+        line("  " + Pad(to, kToWidth) + PadLeft(DurationText(*d.exhaustion_seconds), 12) +
+             PadLeft(RateText(d.closes_per_second.value_or(0)), 10) +
+             PadLeft((growth < 0 ? "-" : "") + RateText(std::fabs(growth)), 10) +
+             PadLeft(Percent(d.steady_utilization.value_or(0)), 8));
+      }
+    }
+    std::string note =
+        "Soonest over every destination: " + DurationText(*p.exhaustion_seconds_min) +
+        "; worst steady state " + Percent(p.steady_utilization_max.value_or(0)) +
+        " of the usable ports. CLOSES/S: over the ports collector's rate window; "
+        "GROWTH/S: connections held (not TIME_WAIT), between the two polls; "
+        "STEADY: where utilization settles at today's close rate.";
+    line("  " + Wrap(note, 2, 2));
+  }
+
   // Service ports.
   heading("SERVICE PORTS (outbound: remote port; inbound: local listening port)");
   if (r.service_ports.empty()) {
@@ -1236,6 +1364,8 @@ std::string RenderDiagnosisJson(const DiagnoseReport& r) {
   j.Key("utilization_max").Optional(p.utilization_max);
   j.Key("destinations").Optional(p.destinations);
   j.Key("destinations_dropped").Optional(p.destinations_dropped);
+  j.Key("exhaustion_seconds_min").Optional(p.exhaustion_seconds_min);
+  j.Key("steady_utilization_max").Optional(p.steady_utilization_max);
   j.End('}');
 
   j.Key("destinations").Begin('[');
@@ -1251,6 +1381,10 @@ std::string RenderDiagnosisJson(const DiagnoseReport& r) {
     j.Key("time_wait_share").Optional(d.time_wait_share);
     j.Key("time_wait_reusable").Bool(d.time_wait_reusable);
     j.Key("close_rate_per_second").Optional(d.close_rate);
+    j.Key("closes_per_second").Optional(d.closes_per_second);
+    j.Key("connection_growth_per_second").Optional(d.growth_per_second);
+    j.Key("exhaustion_seconds").Optional(d.exhaustion_seconds);
+    j.Key("steady_utilization").Optional(d.steady_utilization);
     j.End('}');
   }
   j.End(']');

@@ -39,15 +39,26 @@ uint64_t Fmix64(uint64_t h) {
   return h;
 }
 
-uint64_t HashKey(const DestKey& k) {
-  uint64_t words[5] = {};
-  std::memcpy(words, &k, sizeof(k));
-  uint64_t h = 0x243f6a8885a308d3ULL;
-  for (uint64_t w : words) {
-    h = (h ^ w) * 0x9e3779b97f4a7c15ULL;
-    h ^= h >> 29;
+// Hash of a destination, from the socket's own fields rather than from the
+// key just built from them: reading that key back as words would wait on
+// the stores that wrote it. IPv4 (most destinations) costs one multiply
+// round; both families end in the same finalizer.
+uint64_t HashDestination(uint8_t family, uint16_t remote_port, const std::array<uint8_t, 16>& local,
+                         const std::array<uint8_t, 16>& remote) {
+  const uint64_t tag = (uint64_t{family} << 16) | remote_port;
+  if (family != AF_INET6) {
+    uint32_t l, r;
+    std::memcpy(&l, local.data(), 4);
+    std::memcpy(&r, remote.data(), 4);
+    const uint64_t addrs = (uint64_t{l} << 32) | r;
+    return Fmix64((addrs * 0x9e3779b97f4a7c15ULL) ^ (tag * 0xc2b2ae3d27d4eb4fULL));
   }
-  return Fmix64(h);
+  uint64_t w[4];
+  std::memcpy(&w[0], local.data(), 16);
+  std::memcpy(&w[2], remote.data(), 16);
+  return Fmix64((w[0] * 0x9e3779b97f4a7c15ULL) ^ (w[1] * 0xc2b2ae3d27d4eb4fULL) ^
+                (w[2] * 0x165667b19e3779f9ULL) ^ (w[3] * 0xd6e8feb86659fd93ULL) ^
+                (tag * 0xff51afd7ed558ccdULL));
 }
 
 // A zero-initialised array of trivially copyable T. Arrays of 2 MiB or more
@@ -162,18 +173,25 @@ class PortModel::DestinationTable {
     sockets_dropped_ = 0;
   }
 
-  // Queues one socket of `key`.
-  void Add(const DestKey& key, Mark mark) {
+  // Counts one socket of `key` (whose HashDestination is `hash`). While
+  // the table is small enough to stay in cache it counts at once; beyond,
+  // it only prefetches the slot and counts kPending sockets later.
+  void Add(const DestKey& key, uint64_t hash, Mark mark) {
+    added_++;
+    if (slots_.size() <= kDirectSlots) {
+      Count(key, hash, mark);
+      return;
+    }
     if (pending_count_ == kPending) {
-      Count(pending_[pending_next_]);
+      const Pending& oldest = pending_[pending_next_];
+      Count(oldest.key, oldest.hash, oldest.mark);
       pending_count_--;
     }
     Pending& p = pending_[pending_next_];
     p.key = key;
-    p.hash = HashKey(key);
+    p.hash = hash;
     p.mark = mark;
-    added_++;
-    __builtin_prefetch(&slots_[static_cast<size_t>(p.hash) & (slots_.size() - 1)]);
+    __builtin_prefetch(&slots_[static_cast<size_t>(hash) & (slots_.size() - 1)]);
     pending_next_ = (pending_next_ + 1) % kPending;
     pending_count_++;
   }
@@ -181,7 +199,8 @@ class PortModel::DestinationTable {
   // Counts every queued socket.
   void Flush() {
     for (size_t i = pending_count_; i > 0; --i) {
-      Count(pending_[(pending_next_ + kPending - i) % kPending]);
+      const Pending& p = pending_[(pending_next_ + kPending - i) % kPending];
+      Count(p.key, p.hash, p.mark);
     }
     pending_count_ = 0;
   }
@@ -208,6 +227,9 @@ class PortModel::DestinationTable {
  private:
   static constexpr size_t kMinCapacity = 64;
   static constexpr size_t kPending = 8;
+  // Up to 2048 slots (144 KiB: about 1500 destinations) the table stays in
+  // the L2 cache, and prefetching would only cost copies.
+  static constexpr size_t kDirectSlots = 2048;
   static constexpr int kDroppedBitsLog2 = 20;
   static constexpr size_t kDroppedWords = (size_t{1} << kDroppedBitsLog2) / 64;
 
@@ -227,36 +249,36 @@ class PortModel::DestinationTable {
     if (m.bucket != kNotBlocking) Increment(s.blocking_time_wait[m.bucket]);
   }
 
-  void Count(const Pending& p) {
-    const uint32_t h32 = static_cast<uint32_t>(p.hash);
+  void Count(const DestKey& key, uint64_t hash, Mark mark) {
+    const uint32_t h32 = static_cast<uint32_t>(hash);
     size_t mask = slots_.size() - 1;
-    size_t i = static_cast<size_t>(p.hash) & mask;
+    size_t i = static_cast<size_t>(hash) & mask;
     for (;; i = (i + 1) & mask) {
       Slot& s = slots_[i];
       if (s.ports == 0) break;
-      if (s.hash == h32 && SameKey(s.key, p.key)) {
-        Apply(s, p.mark);
+      if (s.hash == h32 && SameKey(s.key, key)) {
+        Apply(s, mark);
         return;
       }
     }
     if (size_ >= max_size_) {
       sockets_dropped_++;
       if (dropped_bits_.empty()) dropped_bits_.assign(kDroppedWords, 0);
-      const uint64_t bit = p.hash >> (64 - kDroppedBitsLog2);
+      const uint64_t bit = hash >> (64 - kDroppedBitsLog2);
       dropped_bits_[bit / 64] |= uint64_t{1} << (bit % 64);
       return;
     }
     if ((size_ + 1) * 4 > slots_.size() * 3) {
       Grow();
       mask = slots_.size() - 1;
-      i = static_cast<size_t>(p.hash) & mask;
+      i = static_cast<size_t>(hash) & mask;
       while (slots_[i].ports != 0) i = (i + 1) & mask;
     }
     Slot& s = slots_[i];
     s = Slot{};
-    s.key = p.key;
+    s.key = key;
     s.hash = h32;
-    Apply(s, p.mark);
+    Apply(s, mark);
     size_++;
   }
 
@@ -307,12 +329,10 @@ class PortModel::PreviousTable {
   // absent then may have existed.
   bool at_cap() const { return at_cap_; }
 
-  // Replaces the content with the non-empty slots of a pass and the growth
-  // measured for each (NaN: unknown).
-  void Rebuild(const ZeroedArray<DestinationTable::Slot>& slots, const std::vector<float>& growth,
-               double time, bool at_cap) {
-    size_t n = 0;
-    for (const auto& s : slots) n += s.ports != 0 ? 1 : 0;
+  // Replaces the content with the `n` non-empty slots of a pass and the
+  // growth measured for each (NaN: unknown).
+  void Rebuild(const ZeroedArray<DestinationTable::Slot>& slots, size_t n,
+               const std::vector<float>& growth, double time, bool at_cap) {
     const size_t want = std::max<size_t>(64, std::bit_ceil(n * 2 + 1));
     if (entries_.size() != want) {
       ZeroedArray<Entry> fresh(want);
@@ -321,9 +341,9 @@ class PortModel::PreviousTable {
       entries_.Zero();
     }
     const size_t mask = entries_.size() - 1;
-    size_t index = 0;
-    for (const auto& s : slots) {
-      const size_t slot_index = index++;
+    for (size_t slot_index = 0; slot_index < slots.size(); ++slot_index) {
+      const auto& s = slots[slot_index];
+      if (slot_index + kAhead < slots.size()) Prefetch(slots[slot_index + kAhead].hash);
       if (s.ports == 0) continue;
       size_t i = s.hash & mask;
       while (entries_[i].used != 0) i = (i + 1) & mask;
@@ -340,6 +360,13 @@ class PortModel::PreviousTable {
     time_ = time;
     at_cap_ = at_cap;
   }
+
+  // Brings in the entry where a lookup of `hash` starts; tables of many
+  // destinations are walked in slot order, their entries in hash order.
+  void Prefetch(uint32_t hash) const {
+    if (entries_.size() != 0) __builtin_prefetch(&entries_[hash & (entries_.size() - 1)]);
+  }
+  static constexpr size_t kAhead = 8;
 
   const Entry* Find(const DestKey& key, uint32_t hash) const {
     if (entries_.size() == 0) return nullptr;
@@ -436,9 +463,11 @@ void PortModel::Begin(const PortSettings& settings, double now_seconds) {
     // sockets added after its report, if any, measured again).
     if (destinations_->added() != added_at_report_) {
       destinations_->Flush();
-      MeasureGrowth();
+      const GrowthContext g = StartGrowth();
+      for (size_t i = 0; i < destinations_->slots().size(); ++i) MeasureGrowth(g, i);
     }
-    previous_->Rebuild(destinations_->slots(), growth_, now_, destinations_->sockets_dropped() > 0);
+    previous_->Rebuild(destinations_->slots(), destinations_->size(), growth_, now_,
+                       destinations_->sockets_dropped() > 0);
     reported_ = false;
   }
   settings_ = settings;
@@ -494,9 +523,13 @@ void PortModel::Add(const InetSocket& s) {
   const bool local_in_range = settings_.InRange(s.local_port);
   if (local_in_range) ephemeral_[s.family == AF_INET6 ? 1 : 0][s.state]++;
   if (s.state == kTcpTimeWait) {
-    for (size_t i = 0; i < PortReport::kTimeWaitWithinSeconds.size(); ++i) {
-      if (s.expires_ms <= PortReport::kTimeWaitWithinSeconds[i] * 1000u) time_wait_expiring_[i]++;
+    // The first bucket whose bound it is within (the last: none), without
+    // a branch per bound: timers left are as good as random.
+    size_t bucket = 0;
+    for (uint32_t within : PortReport::kTimeWaitWithinSeconds) {
+      bucket += s.expires_ms > within * 1000u ? 1 : 0;
     }
+    time_wait_expiring_[bucket]++;
   }
 
   if (listened_.test(s.local_port)) {
@@ -541,42 +574,53 @@ void PortModel::Add(const InetSocket& s) {
       mark.bucket = BucketOf(left);  // Opened without timestamps: blocks until it expires.
     }
   }
-  destinations_->Add(key, mark);
+  destinations_->Add(key, HashDestination(s.family, s.remote_port, s.local_addr, s.remote_addr),
+                     mark);
 }
 
-void PortModel::MeasureGrowth() {
+PortModel::GrowthContext PortModel::StartGrowth() {
   const auto& slots = destinations_->slots();
   growth_.assign(slots.size(), NAN);
-  const double dt = now_ - previous_->time();
-  if (!previous_->valid() || !(dt > 0)) return;
+  GrowthContext g;
+  g.dt = now_ - previous_->time();
+  g.valid = previous_->valid() && g.dt > 0;
   // Exponential smoothing with the rate window as time constant: over
   // about one window whatever the poll interval.
-  const double alpha = 1.0 - std::exp(-dt * 1000.0 / static_cast<double>(limits_.rate_window_ms));
-  for (size_t i = 0; i < slots.size(); ++i) {
-    const auto& s = slots[i];
-    if (s.ports == 0) continue;
-    const double connections = s.ports - s.time_wait;
-    const PreviousTable::Entry* e = previous_->Find(s.key, s.hash);
-    if (e == nullptr) {
-      // Not tracked then: it had no socket, unless the cap dropped it.
-      if (!previous_->at_cap()) growth_[i] = static_cast<float>(connections / dt);
-      continue;
-    }
-    const double raw = (connections - e->connections) / dt;
-    growth_[i] = static_cast<float>(e->growth_known ? e->growth + alpha * (raw - e->growth) : raw);
+  g.alpha = 1.0 - std::exp(-g.dt * 1000.0 / static_cast<double>(limits_.rate_window_ms));
+  return g;
+}
+
+void PortModel::MeasureGrowth(const GrowthContext& g, size_t i) {
+  const auto& slots = destinations_->slots();
+  if (i + PreviousTable::kAhead < slots.size()) {
+    previous_->Prefetch(slots[i + PreviousTable::kAhead].hash);
   }
+  const auto& s = slots[i];
+  if (!g.valid || s.ports == 0) return;
+  const double connections = s.ports - s.time_wait;
+  const PreviousTable::Entry* e = previous_->Find(s.key, s.hash);
+  if (e == nullptr) {
+    // Not tracked then: it had no socket, unless the cap dropped it.
+    if (!previous_->at_cap()) growth_[i] = static_cast<float>(connections / g.dt);
+    return;
+  }
+  const double raw = (connections - e->connections) / g.dt;
+  growth_[i] = static_cast<float>(e->growth_known ? e->growth + g.alpha * (raw - e->growth) : raw);
 }
 
 PortReport PortModel::Report() {
   destinations_->Flush();
-  MeasureGrowth();
+  const GrowthContext growth = StartGrowth();
   reported_ = true;
   added_at_report_ = destinations_->added();
   PortReport r;
   r.usable_ports = settings_.UsablePorts();
   r.ephemeral_sockets = ephemeral_;
   r.tcp_sockets = tcp_sockets_;
-  r.time_wait_expiring = time_wait_expiring_;
+  for (size_t i = 0, sum = 0; i < r.time_wait_expiring.size(); ++i) {
+    sum += time_wait_expiring_[i];
+    r.time_wait_expiring[i] = sum;
+  }
 
   // Destinations: the max and min over all of them, then the top-K by
   // ports held, then the lowest forecast if it is not among them.
@@ -631,6 +675,7 @@ PortReport PortModel::Report() {
   const Slot* soonest = nullptr;
   PortReport::Destination soonest_d;
   for (size_t i = 0; i < slots.size(); ++i) {
+    MeasureGrowth(growth, i);
     const Slot& s = slots[i];
     if (s.ports == 0) continue;
     const PortReport::Destination d = evaluate(i);
