@@ -2,16 +2,21 @@
 //
 // Run inside a private network namespace (bench/run.sh does). For each
 // population size it builds sockets on loopback (ESTABLISHED pairs plus
-// client TIME_WAIT, which holds no fd), then measures, each as the median
-// of --repeat runs of thread/child CPU time:
+// client TIME_WAIT, which holds no fd) spread over --destinations
+// destinations, then measures thread/child CPU time:
 //   floor     a minimal sock_diag dump: request every state of both
 //             families, recv into a 64 KiB buffer, walk the headers;
-//   exporter  one NamespacePoller::Poll() with the default collectors;
+//   sockets, +ports, all
+//             one NamespacePoller::Poll() with only the sockets collector,
+//             with sockets and ports, and with the default collectors;
 //   ss        `ss -tan` (fork/exec, output to /dev/null; child CPU);
 //   node_exporter  CPU of prometheus-node-exporter per scrape with only its
 //             tcpstat collector (utime+stime delta over --repeat scrapes);
-//   RSS       VmRSS of the real sockdiag_exporter binary after a few polls;
-// and prints one markdown row per size.
+//   RSS       VmRSS of the real sockdiag_exporter binary after a few polls.
+// The floor swings by tens of percent from run to run on a shared machine,
+// so the floor and the three polls run in alternating rounds (--repeat of
+// them) and each is reported as the minimum over its rounds: the run least
+// disturbed by the rest of the machine. Prints one markdown row per size.
 
 #include <arpa/inet.h>
 #include <fcntl.h>
@@ -21,11 +26,11 @@
 #include <netinet/in.h>
 #include <poll.h>
 #include <sched.h>
-#include <sys/mount.h>
-#include <sys/stat.h>
 #include <signal.h>
+#include <sys/mount.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -35,6 +40,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <fstream>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -45,6 +51,7 @@
 #include "support/http.h"
 #include "support/process.h"
 #include "support/system.h"
+#include "thread_cpu.h"
 
 namespace {
 
@@ -56,11 +63,7 @@ using sockdiag::testing::SetSysctl;
 using sockdiag::testing::SpawnOptions;
 using sockdiag::testing::WaitUntil;
 
-double ThreadCpu() {
-  timespec ts;
-  clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
-  return static_cast<double>(ts.tv_sec) + static_cast<double>(ts.tv_nsec) * 1e-9;
-}
+double Min(const std::vector<double>& v) { return *std::min_element(v.begin(), v.end()); }
 
 void Die(const char* what) {
   std::perror(what);
@@ -85,19 +88,20 @@ int ListenOn(uint32_t host, uint16_t port) {
   return fd;
 }
 
-// Grows the population to `total` sockets, mostly client TIME_WAIT spread over
-// destinations 127.0.0.2, .3, ... with
-// 20k per destination so connect() never searches a crowded range; one
-// connection in ten stays open as an ESTABLISHED pair (2 sockets, 2 fds).
+// Grows the population to `total` sockets, mostly client TIME_WAIT, spread
+// round-robin over `destinations` destinations 127.0.0.2:9000, .3, ... (at
+// most 20k sockets each on average at 1M, so connect() never searches a
+// crowded range); one connection in ten stays open as an ESTABLISHED pair
+// (2 sockets, 2 fds).
 class Population {
  public:
   void Grow(size_t total) {
     while (count_ < total) {
-      if (count_ % 20000 == 0) {
+      if (listeners_.size() < destinations_) {
         uint32_t host = 0x7f000002u + static_cast<uint32_t>(listeners_.size());  // 127.0.0.2+
         listeners_.push_back({ListenOn(host, 9000), host});
       }
-      const auto& [lfd, host] = listeners_.back();
+      const auto& [lfd, host] = listeners_[next_++ % listeners_.size()];
       int c = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
       sockaddr_in a = Addr(host, 9000);
       if (connect(c, reinterpret_cast<sockaddr*>(&a), sizeof(a)) != 0) Die("connect");
@@ -118,10 +122,13 @@ class Population {
   }
 
  public:
-  explicit Population(size_t max_fds) : max_fds_(max_fds) {}
+  Population(size_t max_fds, size_t destinations)
+      : max_fds_(max_fds), destinations_(std::max<size_t>(destinations, 1)) {}
 
  private:
   size_t max_fds_;
+  size_t destinations_;
+  size_t next_ = 0;
   size_t count_ = 0;
   std::vector<std::pair<int, uint32_t>> listeners_;
   std::vector<int> established_;
@@ -139,7 +146,8 @@ double FloorDump(size_t* messages) {
     nlmsghdr* nlh = mnl_nlmsg_put_header(req);
     nlh->nlmsg_type = SOCK_DIAG_BY_FAMILY;
     nlh->nlmsg_flags = NLM_F_REQUEST | NLM_F_DUMP;
-    auto* r = static_cast<inet_diag_req_v2*>(mnl_nlmsg_put_extra_header(nlh, sizeof(inet_diag_req_v2)));
+    auto* r =
+        static_cast<inet_diag_req_v2*>(mnl_nlmsg_put_extra_header(nlh, sizeof(inet_diag_req_v2)));
     r->sdiag_family = static_cast<uint8_t>(family);
     r->sdiag_protocol = IPPROTO_TCP;
     r->idiag_states = 0x1fff;
@@ -189,6 +197,15 @@ void WriteSysctl(const char* dotted, const char* value) {
     std::fprintf(stderr, "%s\n", error.c_str());
     std::exit(1);
   }
+}
+
+// The exporter and node_exporter this bench starts die with it: an orphan
+// would keep the port and the fds it inherited (the heavy-run lock of
+// `flock ... bench/run.sh` among them).
+ChildProcess Start(std::vector<std::string> argv) {
+  SpawnOptions options;
+  options.die_with_parent = true;
+  return ChildProcess(std::move(argv), options);
 }
 // utime+stime of a process in seconds, from /proc/<pid>/stat.
 double ProcessCpu(pid_t pid) {
@@ -292,11 +309,15 @@ void NetnsBench(int count, size_t per_ns, int repeat) {
     poller.PollOnce();
     ours.push_back(ThreadCpu() - t0);
   }
-  const double f = Median(floor), o = Median(ours);
-  std::printf("\n| namespaces x sockets | sum of raw dumps CPU | pods-mode poll CPU | ratio |\n");
+  const double f = Min(floor), o = Min(ours);
+  std::printf("\nmin of %d alternating rounds (median in brackets)\n\n", repeat);
+  std::printf("| namespaces x sockets | sum of raw dumps CPU | pods-mode poll CPU | ratio |\n");
   std::printf("|---:|---:|---:|---:|\n");
-  std::printf("| %d x %zu (%zu messages per pass) | %.2f ms | %.2f ms | %.2fx |\n", count, per_ns,
-              messages / static_cast<size_t>(repeat), f * 1e3, o * 1e3, o / f);
+  std::printf(
+      "| %d x %zu (%zu messages per pass) | %.2f ms (%.2f) | %.2f ms (%.2f) | **%.2fx** "
+      "(%.2fx) |\n",
+      count, per_ns, messages / static_cast<size_t>(repeat), f * 1e3, Median(floor) * 1e3, o * 1e3,
+      Median(ours) * 1e3, o / f, Median(ours) / Median(floor));
   for (int fd : ns_fds) close(fd);
   for (int fd : listeners) close(fd);
 }
@@ -309,6 +330,7 @@ int main(int argc, char** argv) {
   std::string exporter_bin, node_exporter_bin;
   int netns_count = 0;
   size_t netns_sockets = 0;
+  size_t destinations = 64;
   for (int i = 1; i < argc; ++i) {
     std::string a = argv[i];
     if (a.rfind("--sizes=", 0) == 0) {
@@ -328,8 +350,12 @@ int main(int argc, char** argv) {
       netns_sockets = std::stoul(v.substr(v.find('x') + 1));
     } else if (a.rfind("--repeat=", 0) == 0) {
       repeat = std::stoi(a.substr(9));
+    } else if (a.rfind("--destinations=", 0) == 0) {
+      destinations = std::stoul(a.substr(15));
     } else {
-      std::fprintf(stderr, "usage: sockdiag_bench [--sizes=N,N] [--repeat=N] [--netns=COUNTxSOCKETS]\n");
+      std::fprintf(stderr,
+                   "usage: sockdiag_bench [--sizes=N,N] [--repeat=N] [--destinations=N] "
+                   "[--netns=COUNTxSOCKETS]\n");
       return 2;
     }
   }
@@ -343,49 +369,72 @@ int main(int argc, char** argv) {
   WriteSysctl("net.ipv4.tcp_max_tw_buckets", "2000000");
   WriteSysctl("net.ipv4.tcp_tw_reuse", "0");
 
-  Config config;
-  if (!ParseFlags({}, &config).ok()) return 1;
+  // The three exporter configurations measured against the floor.
+  struct Variant {
+    const char* name;
+    std::vector<std::string> flags;
+    Config config;
+    std::unique_ptr<NamespacePoller> poller;
+    std::vector<double> cpu;
+  };
+  std::vector<Variant> variants;
+  variants.push_back(
+      {"sockets", {"--collector.disable-defaults", "--collector.sockets"}, {}, {}, {}});
+  variants.push_back({"+ports",
+                      {"--collector.disable-defaults", "--collector.sockets", "--collector.ports"},
+                      {},
+                      {},
+                      {}});
+  variants.push_back({"all", {}, {}, {}, {}});
   ProcFs procfs("/proc");
   LocalNetlinkFactory netlink;
-  NamespacePoller poller(config, procfs, "net", &netlink);
-  poller.Poll();  // Warm up (opens the socket, reads sysctls).
-
-  // The real binaries, polled/scraped in the same namespace. They die with
-  // the bench: an orphan would keep the port and the fds it inherited (the
-  // heavy-run lock of `flock ... bench/run.sh` among them).
-  SpawnOptions children;
-  children.die_with_parent = true;
-  ChildProcess exporter, node;
-  if (!exporter_bin.empty()) {
-    exporter = ChildProcess(
-        {exporter_bin, "--web.listen-address=127.0.0.1:10061", "--poll.interval=200ms"}, children);
-    if (!WaitHttp(10061, "/-/ready")) Die("exporter did not become ready");
+  for (auto& v : variants) {
+    if (!ParseFlags(v.flags, &v.config).ok()) return 1;
+    v.poller = std::make_unique<NamespacePoller>(v.config, procfs, "net", &netlink);
+    v.poller->Poll();  // Warm up (opens the socket, reads sysctls).
   }
+
+  // node_exporter idles between scrapes; the exporter binary polls on its
+  // own, so it runs only after a size's rounds (for its RSS).
+  ChildProcess node;
   if (!node_exporter_bin.empty()) {
-    node = ChildProcess({node_exporter_bin, "--web.listen-address=127.0.0.1:9100",
-                         "--collector.disable-defaults", "--collector.tcpstat"},
-                        children);
+    node = Start({node_exporter_bin, "--web.listen-address=127.0.0.1:9100",
+                  "--collector.disable-defaults", "--collector.tcpstat"});
     if (!WaitHttp(9100, "/metrics")) Die("node_exporter did not answer");
   }
 
-  std::printf("| sockets | floor: raw dump CPU | sockdiag poll CPU | ratio to floor | "
-              "ss -tan CPU | node_exporter tcpstat CPU/scrape | sockdiag_exporter RSS |\n");
-  std::printf("|---:|---:|---:|---:|---:|---:|---:|\n");
-  Population pop(rl.rlim_cur > 1000 ? (rl.rlim_cur - 1000) / 2 * 2 : 0);
+  std::printf("%zu destinations; min of %d alternating rounds (median in brackets)\n\n",
+              destinations, repeat);
+  std::printf(
+      "| sockets | floor: raw dump CPU | sockets | sockets + ports | all defaults | "
+      "ss -tan CPU | node_exporter tcpstat CPU/scrape | sockdiag_exporter RSS |\n");
+  std::printf("|---:|---:|---:|---:|---:|---:|---:|---:|\n");
+  Population pop(rl.rlim_cur > 1000 ? (rl.rlim_cur - 1000) / 2 * 2 : 0, destinations);
   for (size_t n : sizes) {
     pop.Grow(n);
-    std::vector<double> floor, ours, ss;
+    std::vector<double> floor, ss;
     size_t messages = 0;
     uint64_t streamed = 0;
+    for (auto& v : variants) v.cpu.clear();
     for (int r = 0; r < repeat; ++r) {
       floor.push_back(FloorDump(&messages));
-      const double t0 = ThreadCpu();
-      auto result = poller.Poll();
-      ours.push_back(ThreadCpu() - t0);
-      streamed = result.stream.sockets;
-      ss.push_back(SsCpu());
+      for (auto& v : variants) {
+        const double t0 = ThreadCpu();
+        auto result = v.poller->Poll();
+        v.cpu.push_back(ThreadCpu() - t0);
+        streamed = result.stream.sockets;
+      }
     }
-    const double f = Median(floor), o = Median(ours);
+    // ss after the rounds: a 250 ms child between them would only evict
+    // the caches the rounds are compared on.
+    for (int r = 0; r < std::min(repeat, 7); ++r) ss.push_back(SsCpu());
+    const double f = Min(floor);
+    auto cell = [&](const std::vector<double>& cpu) {
+      char buf[96];
+      std::snprintf(buf, sizeof buf, "%.2f ms, **%.2fx** (%.2fx)", Min(cpu) * 1e3, Min(cpu) / f,
+                    Median(cpu) / Median(floor));
+      return std::string(buf);
+    };
     std::string node_cpu = "n/a", rss = "n/a";
     if (node.pid() > 0) {
       HttpGet(9100, "/metrics");  // Warm.
@@ -393,13 +442,19 @@ int main(int argc, char** argv) {
       for (int r = 0; r < repeat; ++r) HttpGet(9100, "/metrics");
       node_cpu = std::to_string((ProcessCpu(node.pid()) - c0) / repeat * 1e3).substr(0, 6) + " ms";
     }
-    if (exporter.pid() > 0) {
-      usleep(1000000);  // Several polls at this size.
-      rss = std::to_string(static_cast<double>(RssKiB(exporter.pid())) / 1024.0).substr(0, 5) + " MiB";
+    if (!exporter_bin.empty()) {
+      ChildProcess exporter =
+          Start({exporter_bin, "--web.listen-address=127.0.0.1:10061", "--poll.interval=200ms"});
+      if (!WaitHttp(10061, "/-/ready")) Die("exporter did not become ready");
+      usleep(1500000);  // Several polls at this size.
+      rss =
+          std::to_string(static_cast<double>(RssKiB(exporter.pid())) / 1024.0).substr(0, 5) + " MiB";
     }
-    std::printf("| %zu (dumped %zu, streamed %llu) | %.2f ms | %.2f ms | %.2fx | %.2f ms | %s | %s |\n",
-                n, messages, static_cast<unsigned long long>(streamed), f * 1e3, o * 1e3, o / f,
-                Median(ss) * 1e3, node_cpu.c_str(), rss.c_str());
+    std::printf(
+        "| %zu (dumped %zu, streamed %llu) | %.2f ms (%.2f) | %s | %s | %s | %.2f ms | %s | %s |\n",
+        n, messages, static_cast<unsigned long long>(streamed), f * 1e3, Median(floor) * 1e3,
+        cell(variants[0].cpu).c_str(), cell(variants[1].cpu).c_str(), cell(variants[2].cpu).c_str(),
+        Median(ss) * 1e3, node_cpu.c_str(), rss.c_str());
     std::fflush(stdout);
   }
   if (netns_count > 0) NetnsBench(netns_count, netns_sockets, repeat);

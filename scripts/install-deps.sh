@@ -24,6 +24,12 @@ packages+=(openssl wrk util-linux)
 # alert and population scripts; yamllint for chart values and manifests;
 # Node.js and npm (only if absent) for the npm tools in tools/.
 packages+=(python3 python3-yaml yamllint)
+# The chart's renderer (tools/chart-render, a stand-in for `helm template`):
+# Debian's Go toolchain and its packages of the libraries Helm uses, built in
+# GOPATH mode from /usr/share/gocode with nothing downloaded.
+packages+=(golang-go golang-github-masterminds-sprig-dev golang-k8s-sigs-yaml-dev
+           golang-gopkg-yaml.v3-dev golang-github-xeipuuv-gojsonschema-dev
+           golang-github-gobwas-glob-dev golang-github-burntsushi-toml-dev)
 command -v npm >/dev/null || packages+=(nodejs npm)
 # Image test only (tests/image, CTest label "image"): podman builds and runs
 # the Dockerfile with runc; debootstrap makes the Debian base images, since no

@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
-# Keeps the Helm chart's copies of the alert rules and dashboards identical
-# to their single source in dashboards/:
-#   dashboards/alerts.yaml  ->  helm/sockdiag-exporter/files/alerts.yaml
-#   dashboards/*.json       ->  helm/sockdiag-exporter/files/dashboards/*.json
+# Keeps the Helm chart's copies of the rules and dashboards identical to their
+# single source in dashboards/, whatever files are added there:
+#   dashboards/*.yaml  (Prometheus rules files: alerts, recording rules)
+#                      ->  helm/sockdiag-exporter/files/rules/*.yaml
+#   dashboards/*.json  ->  helm/sockdiag-exporter/files/dashboards/*.json
 # (Helm's .Files can only read inside the chart, and a packaged chart must
 # carry real files, hence copies rather than symlinks.)
 #
@@ -21,8 +22,8 @@ dst=$root/helm/sockdiag-exporter/files
 # Pairs "source|copy" for every file that exists on either side.
 pairs() {
   local f
-  for f in "$src"/alerts.yaml "$dst"/alerts.yaml; do
-    [ -e "$f" ] && echo "$src/alerts.yaml|$dst/alerts.yaml"
+  for f in "$src"/*.yaml "$dst"/rules/*.yaml; do
+    [ -e "$f" ] && echo "$src/$(basename "$f")|$dst/rules/$(basename "$f")"
   done
   for f in "$src"/*.json "$dst"/dashboards/*.json; do
     [ -e "$f" ] && echo "$src/$(basename "$f")|$dst/dashboards/$(basename "$f")"

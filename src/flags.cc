@@ -50,13 +50,20 @@ FlagSpec IntFlag(const char* name, const char* placeholder, const char* help, T 
 }
 
 FlagSpec DurationFlag(const char* name, const char* help,
-                      std::chrono::milliseconds Config::*field) {
+                      std::chrono::milliseconds Config::*field,
+                      std::chrono::milliseconds min = std::chrono::milliseconds::zero(),
+                      std::chrono::milliseconds max = std::chrono::milliseconds::max()) {
   return {name, "DURATION", help,
-          [name, field](std::string_view v, Config* c) {
+          [name, field, min, max](std::string_view v, Config* c) {
             auto d = ParseDuration(v);
             if (!d.ok()) {
               return Status::InvalidArgument("--" + std::string(name) + ": " +
                                              d.status().context());
+            }
+            if (d.value() < min || d.value() > max) {
+              return Status::InvalidArgument("--" + std::string(name) + ": " + std::string(v) +
+                                             " is out of range [" + FormatDuration(min) + ", " +
+                                             FormatDuration(max) + "]");
             }
             c->*field = d.value();
             return Status::Ok();
@@ -174,6 +181,10 @@ const std::vector<FlagSpec>& Specs() {
       IntFlag("ports.max-destinations", "N",
               "Distinct destinations tracked per poll; more are counted as dropped.",
               &Config::ports_max_destinations, 1, 10000000),
+      DurationFlag("ports.rate-window",
+                   "Window of the per-destination close rate (TIME_WAIT closed within it), 1s to "
+                   "60s.",
+                   &Config::ports_rate_window, std::chrono::seconds(1), std::chrono::seconds(60)),
       DurationFlag("conntrack.dump-interval",
                    "Time between full conntrack table dumps (conntrack_table collector).",
                    &Config::conntrack_dump_interval),

@@ -48,6 +48,9 @@ struct Config {
   int ports_max_listeners = 64;
   // Destinations tracked per poll; past this, new ones are counted as dropped.
   int ports_max_destinations = 100000;
+  // Window of the per-destination close rate (TIME_WAIT closed within it,
+  // per second); 1s..60s.
+  std::chrono::milliseconds ports_rate_window{10000};
 
   // --- conntrack collectors ---
   std::chrono::milliseconds conntrack_dump_interval{60000};

@@ -8,9 +8,15 @@
 // families. An unreadable ip_local_port_range, tcp_tw_reuse or
 // tcp_timestamps fails the collector for the poll: without them the
 // capacity model would be a guess. A missing ip_local_reserved_ports means
-// nothing is reserved.
+// nothing is reserved; a missing tcp_tw_reuse_delay (before Linux 6.13) the
+// kernel's fixed 1 s.
+//
+// The model lives as long as the collector (one per namespace): growth is
+// measured between its polls, on the poll context's monotonic clock.
 
 #include <sys/socket.h>
+
+#include <chrono>
 
 #include "collectors/collectors.h"
 #include "model/port_model.h"
@@ -56,13 +62,25 @@ Result<PortSettings> ReadPortSettings(const ProcFs& procfs) {
   auto timestamps = ReadSingleSysctl(procfs, "net.ipv4.tcp_timestamps");
   if (!timestamps.ok()) return timestamps.status();
   s.timestamps = static_cast<int>(timestamps.value());
+  auto delay = ReadSingleSysctl(procfs, "net.ipv4.tcp_tw_reuse_delay");
+  if (delay.ok()) {
+    if (delay.value() < 0) return Status::Corruption("net.ipv4.tcp_tw_reuse_delay: negative");
+    s.tw_reuse_delay_ms = static_cast<uint32_t>(std::min<long long>(delay.value(), UINT32_MAX));
+  } else if (!delay.status().IsNotFound()) {
+    return delay.status();
+  }
   return s;
 }
 
 PortLimits LimitsOf(const Config& c) {
   auto size = [](int v) { return static_cast<size_t>(v < 0 ? 0 : v); };
-  return {size(c.ports_top_destinations), size(c.ports_top_services), size(c.ports_max_listeners),
-          size(c.ports_max_destinations)};
+  PortLimits limits;
+  limits.top_destinations = size(c.ports_top_destinations);
+  limits.top_services = size(c.ports_top_services);
+  limits.max_listeners = size(c.ports_max_listeners);
+  limits.max_destinations = size(c.ports_max_destinations);
+  limits.rate_window_ms = static_cast<uint32_t>(c.ports_rate_window.count());
+  return limits;
 }
 
 class PortsCollector final : public Collector, public SocketStreamSink {
@@ -72,7 +90,8 @@ class PortsCollector final : public Collector, public SocketStreamSink {
   Status Begin(const PollContext& ctx) override {
     auto settings = ReadPortSettings(ctx.procfs);
     if (!settings.ok()) return settings.status();
-    model_.Begin(settings.value());
+    const double now = std::chrono::duration<double>(ctx.clock->Now().time_since_epoch()).count();
+    model_.Begin(settings.value(), now);
     return Status::Ok();
   }
   SocketStreamSink* socket_sink() override { return this; }
@@ -112,21 +131,55 @@ class PortsCollector final : public Collector, public SocketStreamSink {
         "Ports toward a destination that would block a new connect() to it, divided by "
         "sockdiag_ephemeral_ports_usable, for the top --ports.top-destinations destinations at "
         "the last poll.");
+    auto closes = FamilyBuilder::Gauge(
+        "sockdiag_destination_closes_per_second",
+        "Connections toward a destination closed per second on this side (its TIME_WAIT "
+        "sockets younger than --ports.rate-window, divided by the window), at the last poll.");
+    auto growth = FamilyBuilder::Gauge(
+        "sockdiag_destination_connection_growth_per_second",
+        "Change per second of the ports held toward a destination in every state but "
+        "TIME_WAIT, between the last two polls (smoothed over --ports.rate-window; negative when "
+        "shrinking).");
+    auto exhaustion = FamilyBuilder::Gauge(
+        "sockdiag_destination_ephemeral_port_exhaustion_seconds",
+        "Seconds until the ports that block a new connect() toward a destination reach "
+        "sockdiag_ephemeral_ports_usable if today's close rate and growth hold; 3600 (the "
+        "horizon) means not within an hour, 0 exhausted now.");
+    auto steady = FamilyBuilder::Gauge(
+        "sockdiag_destination_ephemeral_port_steady_utilization",
+        "Utilization a destination settles at once the 60 s TIME_WAIT window has filled at "
+        "today's close rate (growth excluded); may exceed 1.");
     for (const auto& d : r.top_destinations) {
       Labels labels = {{"family", FamilyLabel(d.family)},
                        {"local_address", FormatAddress(d.family, d.local_addr)},
                        {"remote_address", FormatAddress(d.family, d.remote_addr)},
                        {"remote_port", std::to_string(d.remote_port)}};
       ports.Add(labels, static_cast<double>(d.ports));
-      util.Add(std::move(labels), d.utilization);
+      util.Add(labels, d.utilization);
+      closes.Add(labels, d.closes_per_second);
+      growth.Add(labels, d.growth_per_second);
+      exhaustion.Add(labels, d.exhaustion_seconds);
+      steady.Add(std::move(labels), d.steady_utilization);
     }
-    ports.AppendTo(out);
-    util.AppendTo(out);
+    for (auto* family : {&ports, &util, &closes, &growth, &exhaustion, &steady}) {
+      family->AppendTo(out);
+    }
 
     FamilyBuilder::Gauge("sockdiag_ephemeral_port_utilization_max",
                          "Highest sockdiag_destination_ephemeral_port_utilization over every "
                          "tracked destination (not only the top-K), at the last poll.")
         .Add(r.utilization_max)
+        .AppendTo(out);
+    FamilyBuilder::Gauge("sockdiag_ephemeral_port_exhaustion_seconds_min",
+                         "Lowest sockdiag_destination_ephemeral_port_exhaustion_seconds over every "
+                         "tracked destination (not only the top-K); 3600 when none heads for "
+                         "exhaustion within an hour.")
+        .Add(r.exhaustion_seconds_min)
+        .AppendTo(out);
+    FamilyBuilder::Gauge("sockdiag_ephemeral_port_steady_utilization_max",
+                         "Highest sockdiag_destination_ephemeral_port_steady_utilization over "
+                         "every tracked destination (not only the top-K); 0 when none.")
+        .Add(r.steady_utilization_max)
         .AppendTo(out);
     FamilyBuilder::Gauge("sockdiag_destinations",
                          "Distinct destinations holding ephemeral ports that were tracked at the "

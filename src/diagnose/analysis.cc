@@ -165,6 +165,7 @@ class Analyzer {
     Conntrack();
     SysctlVerdicts();
     PortFindings();
+    ForecastFindings();
     CloseWaitFindings();
     ListenFindings();
     TimeWaitFindings();
@@ -251,6 +252,8 @@ class Analyzer {
     p.utilization_max = last_.Get("sockdiag_ephemeral_port_utilization_max");
     p.destinations = Count(last_.Get("sockdiag_destinations"));
     p.destinations_dropped = Count(last_.Get("sockdiag_destinations_dropped"));
+    p.exhaustion_seconds_min = last_.Get("sockdiag_ephemeral_port_exhaustion_seconds_min");
+    p.steady_utilization_max = last_.Get("sockdiag_ephemeral_port_steady_utilization_max");
   }
 
   void ServicePorts() {
@@ -304,26 +307,36 @@ class Analyzer {
       std::from_chars(port.data(), port.data() + port.size(), port_value);
       d.remote_port = static_cast<uint16_t>(port_value);
       d.ports_held = Count(s.value);
-      d.utilization = last_
-                          .Get("sockdiag_destination_ephemeral_port_utilization",
-                               {{"local_address", d.local_address},
-                                {"remote_address", d.remote_address},
-                                {"remote_port", port},
-                                {"family", d.family}})
-                          .value_or(0);
+      const LabelMap dest = {{"local_address", d.local_address},
+                             {"remote_address", d.remote_address},
+                             {"remote_port", port},
+                             {"family", d.family}};
+      d.utilization =
+          last_.Get("sockdiag_destination_ephemeral_port_utilization", dest).value_or(0);
+      d.closes_per_second = last_.Get("sockdiag_destination_closes_per_second", dest);
+      d.growth_per_second = last_.Get("sockdiag_destination_connection_growth_per_second", dest);
+      d.exhaustion_seconds =
+          last_.Get("sockdiag_destination_ephemeral_port_exhaustion_seconds", dest);
+      d.steady_utilization =
+          last_.Get("sockdiag_destination_ephemeral_port_steady_utilization", dest);
       d.time_wait_reusable =
           reuse_known_ && settings_.TimeWaitReusable(IsLoopbackText(d.local_address) ||
                                                      IsLoopbackText(d.remote_address));
-      if (d.time_wait_reusable && usable > 0) {
-        // Reusable TIME_WAIT is all that separates held from blocking.
-        const uint64_t blocking =
-            std::min(d.ports_held, Count(d.utilization * static_cast<double>(usable)));
-        d.time_wait_ports = d.ports_held - blocking;
-      } else if (const auto* sp = Outbound(port); sp != nullptr && sp->sockets > 0) {
+      // From the TIME_WAIT share of its outbound service port: exact when
+      // one destination uses that port, an average when several do.
+      if (const auto* sp = Outbound(port); sp != nullptr && sp->sockets > 0) {
         const double share =
             static_cast<double>(sp->State("time_wait")) / static_cast<double>(sp->sockets);
         d.time_wait_ports =
             std::min(sp->State("time_wait"), Count(share * static_cast<double>(d.ports_held)));
+      }
+      if (d.time_wait_reusable && usable > 0) {
+        // Held but not blocking: TIME_WAIT that connect() may take over, a
+        // lower bound (those younger than the reuse delay, or pinned by a
+        // tcp_timestamps change, block).
+        const uint64_t blocking =
+            std::min(d.ports_held, Count(d.utilization * static_cast<double>(usable)));
+        d.time_wait_ports = std::max(d.time_wait_ports.value_or(0), d.ports_held - blocking);
       }
       if (d.time_wait_ports) {
         if (d.ports_held > 0) {
@@ -569,6 +582,82 @@ class Analyzer {
                          "among the destinations listed: raise --ports.top-destinations to name "
                          "it. A client opens and closes connections to it instead of reusing "
                          "them (pooling / keep-alive)."));
+    }
+  }
+
+  // What drives a destination's forecast, for the finding's parentheses:
+  // "75 closes/s, 60 s TIME_WAIT, no reuse", "+7.2 connections held/s".
+  static std::string Drivers(const DiagnoseReport::Destination& d) {
+    std::vector<std::string> parts;
+    const double closes = d.closes_per_second.value_or(0);
+    const double growth = d.growth_per_second.value_or(0);
+    if (closes > 0) {
+      parts.push_back(RateText(closes) + " closes/s");
+      parts.push_back(d.time_wait_reusable ? "TIME_WAIT reusable after ~1 s"
+                                           : "60 s TIME_WAIT, no reuse");
+    }
+    if (growth > 0) parts.push_back("+" + RateText(growth) + " connections held/s");
+    std::string out;
+    for (const auto& p : parts) out += (out.empty() ? "" : ", ") + p;
+    return out;
+  }
+
+  void ForecastFindings() {
+    const double warning = t_.exhaustion_forecast_warning_seconds;
+    const double critical = t_.exhaustion_forecast_critical_seconds;
+    bool named = false;
+    for (const auto& d : r_.destinations) {
+      if (!d.exhaustion_seconds || !(*d.exhaustion_seconds < warning)) continue;
+      named = true;
+      const double left = *d.exhaustion_seconds;
+      const bool is_critical = left < critical;
+      std::string msg;
+      if (left <= 0) {
+        msg = "Ports toward " + d.RemoteText() + " (from " + d.local_address +
+              ") have run out: connect() to it fails now with \"cannot assign requested "
+              "address\".";
+      } else {
+        msg = "At today's rate, ports toward " + d.RemoteText() + " (from " + d.local_address +
+              ") run out in " + DurationText(left);
+        const std::string drivers = Drivers(d);
+        if (!drivers.empty()) msg += " (" + drivers + ")";
+        msg += ".";
+      }
+      const double closes = d.closes_per_second.value_or(0);
+      const double growth = d.growth_per_second.value_or(0);
+      if (growth > 0 && (closes == 0 || d.time_wait_reusable)) {
+        msg +=
+            " The connections held toward it keep growing: a leak (connections never "
+            "closed) or a pool without a cap.";
+      } else if (closes > 0 && !d.time_wait_reusable) {
+        msg +=
+            " Each closed connection holds its port 60 s: reuse connections (pooling / "
+            "keep-alive) instead of opening one per request.";
+      } else if (closes > 0) {
+        msg +=
+            " Even with TIME_WAIT reuse a closed connection's port waits about a second: "
+            "reuse connections (pooling / keep-alive).";
+      }
+      if (d.steady_utilization && *d.steady_utilization > 1) {
+        msg += " At this rate it needs " + Percent(*d.steady_utilization) +
+               " of the usable ports: it cannot settle.";
+      }
+      r_.findings.push_back(MakeFinding("ephemeral_ports_exhaustion_forecast",
+                                        is_critical ? Severity::kCritical : Severity::kWarning,
+                                        d.local_address + " -> " + d.RemoteText(), left,
+                                        is_critical ? critical : warning, msg));
+    }
+    const auto& min = r_.ports.exhaustion_seconds_min;
+    if (!named && min && *min < warning) {
+      const bool is_critical = *min < critical;
+      r_.findings.push_back(MakeFinding(
+          "ephemeral_ports_exhaustion_forecast",
+          is_critical ? Severity::kCritical : Severity::kWarning,
+          "a destination outside the top " + Num(r_.destinations.size()), *min,
+          is_critical ? critical : warning,
+          "At today's rates, ports toward one destination run out in " + DurationText(*min) +
+              ", but it is not among the destinations listed: raise --ports.top-destinations "
+              "to name it."));
     }
   }
 

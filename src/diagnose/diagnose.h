@@ -68,6 +68,10 @@ struct DiagnoseThresholds {
   double conntrack_fill_warning = 0.75;  // SockdiagConntrackTableFilling
   double conntrack_fill_critical = 0.9;
   double close_wait_sockets = 100;  // SockdiagCloseWaitGrowing
+  // SockdiagEphemeralPortsExhaustionForecast: a forecast strictly below
+  // these many seconds fires.
+  double exhaustion_forecast_warning_seconds = 300;
+  double exhaustion_forecast_critical_seconds = 60;
   // Listener fill listed as "near full" (the Overview dashboard's orange).
   double listen_queue_near_full = 0.7;
 };
@@ -117,6 +121,9 @@ struct DiagnoseReport {
     std::optional<uint64_t> range_low, range_high, usable, reserved;
     std::optional<double> utilization_max;
     std::optional<uint64_t> destinations, destinations_dropped;
+    // Over every tracked destination: the soonest exhaustion forecast
+    // (3600 = not within an hour) and the highest steady-state utilization.
+    std::optional<double> exhaustion_seconds_min, steady_utilization_max;
   } ports;
 
   struct Destination {
@@ -131,6 +138,11 @@ struct DiagnoseReport {
     std::optional<double> time_wait_share;  // time_wait_ports / ports_held
     bool time_wait_reusable = false;
     std::optional<double> close_rate;  // time_wait_ports / 60 s
+    // The ports collector's rates and forecast (nullopt when not exported):
+    // closes/s over --ports.rate-window, growth of the connections held,
+    // seconds until exhaustion (3600: not within an hour), steady state.
+    std::optional<double> closes_per_second, growth_per_second, exhaustion_seconds,
+        steady_utilization;
     // "127.0.0.2:3306" or "[::1]:443".
     std::string RemoteText() const;
   };

@@ -165,6 +165,8 @@ std::string RenderDiagnosisJson(const DiagnoseReport& r) {
   j.Key("utilization_max").Optional(p.utilization_max);
   j.Key("destinations").Optional(p.destinations);
   j.Key("destinations_dropped").Optional(p.destinations_dropped);
+  j.Key("exhaustion_seconds_min").Optional(p.exhaustion_seconds_min);
+  j.Key("steady_utilization_max").Optional(p.steady_utilization_max);
   j.End('}');
 
   j.Key("destinations").Begin('[');
@@ -180,6 +182,10 @@ std::string RenderDiagnosisJson(const DiagnoseReport& r) {
     j.Key("time_wait_share").Optional(d.time_wait_share);
     j.Key("time_wait_reusable").Bool(d.time_wait_reusable);
     j.Key("close_rate_per_second").Optional(d.close_rate);
+    j.Key("closes_per_second").Optional(d.closes_per_second);
+    j.Key("connection_growth_per_second").Optional(d.growth_per_second);
+    j.Key("exhaustion_seconds").Optional(d.exhaustion_seconds);
+    j.Key("steady_utilization").Optional(d.steady_utilization);
     j.End('}');
   }
   j.End(']');

@@ -1,6 +1,7 @@
 // diagnose's human report, at most 80 columns wide.
 
 #include <algorithm>
+#include <cmath>
 #include <string>
 #include <utility>
 #include <vector>
@@ -99,6 +100,44 @@ std::string RenderDiagnosisText(const DiagnoseReport& r) {
                        ". USED: ports a new connect() cannot take. TIME_WAIT: share of "
                        "HELD.";
     line("  " + Wrap(more, 2, 2));
+  }
+
+  // The forecast, soonest first.
+  if (p.exhaustion_seconds_min) {
+    heading("TIME TO EXHAUSTION AT TODAY'S RATES");
+    std::vector<const DiagnoseReport::Destination*> forecast;
+    for (const auto& d : r.destinations) {
+      if (d.exhaustion_seconds) forecast.push_back(&d);
+    }
+    std::stable_sort(forecast.begin(), forecast.end(), [](const auto* a, const auto* b) {
+      return *a->exhaustion_seconds < *b->exhaustion_seconds;
+    });
+    if (!forecast.empty()) {
+      constexpr size_t kToWidth = 30;
+      const auto right = Table::Align::kRight;
+      const Table table({{kToWidth}, {12, right}, {10, right}, {10, right}, {8, right}});
+      line(table.Row({"TO", "RUN OUT", "CLOSES/S", "GROWTH/S", "STEADY"}));
+      for (size_t i = 0; i < std::min<size_t>(forecast.size(), 5); ++i) {
+        const auto& d = *forecast[i];
+        std::string to = d.RemoteText();
+        if (to.size() > kToWidth) {  // Long IPv6 addresses: on their own line.
+          line("  " + to);
+          to.clear();
+        }
+        const double growth = d.growth_per_second.value_or(0);
+        line(table.Row({to, DurationText(*d.exhaustion_seconds),
+                        RateText(d.closes_per_second.value_or(0)),
+                        (growth < 0 ? "-" : "") + RateText(std::fabs(growth)),
+                        Percent(d.steady_utilization.value_or(0))}));
+      }
+    }
+    std::string note =
+        "Soonest over every destination: " + DurationText(*p.exhaustion_seconds_min) +
+        "; worst steady state " + Percent(p.steady_utilization_max.value_or(0)) +
+        " of the usable ports. CLOSES/S: over the ports collector's rate window; GROWTH/S: "
+        "connections held (not TIME_WAIT), between the two polls; STEADY: where utilization "
+        "settles at today's close rate.";
+    line("  " + Wrap(note, 2, 2));
   }
 
   // Service ports.

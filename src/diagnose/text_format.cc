@@ -26,6 +26,13 @@ std::string RateText(double per_second) {
 
 std::string Num(uint64_t v) { return std::to_string(v); }
 
+std::string DurationText(double seconds) {
+  if (seconds >= 3600) return "over an hour";
+  if (seconds < 1) return "<1 s";
+  if (seconds < 120) return "~" + Fixed(std::round(seconds), 0) + " s";
+  return "~" + Fixed(std::round(seconds / 60), 0) + " min";
+}
+
 std::string HostPort(const std::string& address, uint16_t port) {
   if (address.find(':') != std::string::npos) return "[" + address + "]:" + std::to_string(port);
   return address + ":" + std::to_string(port);

@@ -20,6 +20,9 @@ std::string RateText(double per_second);
 // `v` with `decimals` digits after the point.
 std::string Fixed(double v, int decimals);
 std::string Num(uint64_t v);
+// A forecast in seconds: "<1 s", "~40 s", "~7 min", "over an hour" (the
+// 3600 s horizon).
+std::string DurationText(double seconds);
 // "127.0.0.2:3306", or "[::1]:443" for an IPv6 address.
 std::string HostPort(const std::string& address, uint16_t port);
 // Word-wraps `text` to `width`, the first line after `first` (already

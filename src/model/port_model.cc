@@ -10,6 +10,7 @@
 #include <cstring>
 #include <tuple>
 
+#include "model/forecast.h"
 #include "netlink/address.h"
 
 namespace sockdiag {
@@ -38,15 +39,26 @@ uint64_t Fmix64(uint64_t h) {
   return h;
 }
 
-uint64_t HashKey(const DestKey& k) {
-  uint64_t words[5] = {};
-  std::memcpy(words, &k, sizeof(k));
-  uint64_t h = 0x243f6a8885a308d3ULL;
-  for (uint64_t w : words) {
-    h = (h ^ w) * 0x9e3779b97f4a7c15ULL;
-    h ^= h >> 29;
+// Hash of a destination, from the socket's own fields rather than from the
+// key just built from them: reading that key back as words would wait on
+// the stores that wrote it. IPv4 (most destinations) costs one multiply
+// round; both families end in the same finalizer.
+uint64_t HashDestination(uint8_t family, uint16_t remote_port, const std::array<uint8_t, 16>& local,
+                         const std::array<uint8_t, 16>& remote) {
+  const uint64_t tag = (uint64_t{family} << 16) | remote_port;
+  if (family != AF_INET6) {
+    uint32_t l, r;
+    std::memcpy(&l, local.data(), 4);
+    std::memcpy(&r, remote.data(), 4);
+    const uint64_t addrs = (uint64_t{l} << 32) | r;
+    return Fmix64((addrs * 0x9e3779b97f4a7c15ULL) ^ (tag * 0xc2b2ae3d27d4eb4fULL));
   }
-  return Fmix64(h);
+  uint64_t w[4];
+  std::memcpy(&w[0], local.data(), 16);
+  std::memcpy(&w[2], remote.data(), 16);
+  return Fmix64((w[0] * 0x9e3779b97f4a7c15ULL) ^ (w[1] * 0xc2b2ae3d27d4eb4fULL) ^
+                (w[2] * 0x165667b19e3779f9ULL) ^ (w[3] * 0xd6e8feb86659fd93ULL) ^
+                (tag * 0xff51afd7ed558ccdULL));
 }
 
 // A zero-initialised array of trivially copyable T. Arrays of 2 MiB or more
@@ -90,6 +102,7 @@ class ZeroedArray {
 
   size_t size() const { return size_; }
   T& operator[](size_t i) { return data_[i]; }
+  const T& operator[](size_t i) const { return data_[i]; }
   const T* begin() const { return data_; }
   const T* end() const { return data_ + size_; }
   void Zero() { std::memset(static_cast<void*>(data_), 0, size_ * sizeof(T)); }
@@ -124,11 +137,24 @@ bool ByCountThenKey(uint64_t a_count, uint64_t b_count, const T& a_key, const T&
 // unchanged.
 class PortModel::DestinationTable {
  public:
+  // What one socket adds to its destination's slot.
+  struct Mark {
+    bool time_wait = false;
+    bool recent = false;            // TIME_WAIT closed within the rate window.
+    uint8_t bucket = kNotBlocking;  // Blocking TIME_WAIT: histogram bucket.
+  };
+  static constexpr uint8_t kNotBlocking = 0xff;
+
+  // Counts saturate at 65535: a destination holds at most 65535 local
+  // ports, so only a dump that repeats sockets could reach it.
   struct Slot {
     DestKey key;
-    uint32_t ports;  // 0: empty slot.
-    uint32_t time_wait;
     uint32_t hash;
+    uint16_t ports;  // 0: empty slot.
+    uint16_t time_wait;
+    uint16_t recent;
+    // Blocking TIME_WAIT by remaining blocking time (ForecastInput's buckets).
+    std::array<uint16_t, ForecastInput::kBuckets> blocking_time_wait;
   };
 
   explicit DestinationTable(size_t max_size) : max_size_(max_size), slots_(kMinCapacity) {}
@@ -147,17 +173,25 @@ class PortModel::DestinationTable {
     sockets_dropped_ = 0;
   }
 
-  // Queues one socket of `key`.
-  void Add(const DestKey& key, bool time_wait) {
+  // Counts one socket of `key` (whose HashDestination is `hash`). While
+  // the table is small enough to stay in cache it counts at once; beyond,
+  // it only prefetches the slot and counts kPending sockets later.
+  void Add(const DestKey& key, uint64_t hash, Mark mark) {
+    added_++;
+    if (slots_.size() <= kDirectSlots) {
+      Count(key, hash, mark);
+      return;
+    }
     if (pending_count_ == kPending) {
-      Count(pending_[pending_next_]);
+      const Pending& oldest = pending_[pending_next_];
+      Count(oldest.key, oldest.hash, oldest.mark);
       pending_count_--;
     }
     Pending& p = pending_[pending_next_];
     p.key = key;
-    p.hash = HashKey(key);
-    p.time_wait = time_wait;
-    __builtin_prefetch(&slots_[static_cast<size_t>(p.hash) & (slots_.size() - 1)]);
+    p.hash = hash;
+    p.mark = mark;
+    __builtin_prefetch(&slots_[static_cast<size_t>(hash) & (slots_.size() - 1)]);
     pending_next_ = (pending_next_ + 1) % kPending;
     pending_count_++;
   }
@@ -165,11 +199,14 @@ class PortModel::DestinationTable {
   // Counts every queued socket.
   void Flush() {
     for (size_t i = pending_count_; i > 0; --i) {
-      Count(pending_[(pending_next_ + kPending - i) % kPending]);
+      const Pending& p = pending_[(pending_next_ + kPending - i) % kPending];
+      Count(p.key, p.hash, p.mark);
     }
     pending_count_ = 0;
   }
 
+  // Sockets queued since the table was made: tells whether it changed.
+  uint64_t added() const { return added_; }
   // Valid after Flush().
   size_t size() const { return size_; }
   const ZeroedArray<Slot>& slots() const { return slots_; }
@@ -190,42 +227,58 @@ class PortModel::DestinationTable {
  private:
   static constexpr size_t kMinCapacity = 64;
   static constexpr size_t kPending = 8;
+  // Up to 2048 slots (144 KiB: about 1500 destinations) the table stays in
+  // the L2 cache, and prefetching would only cost copies.
+  static constexpr size_t kDirectSlots = 2048;
   static constexpr int kDroppedBitsLog2 = 20;
   static constexpr size_t kDroppedWords = (size_t{1} << kDroppedBitsLog2) / 64;
 
   struct Pending {
     DestKey key;
     uint64_t hash;
-    bool time_wait;
+    Mark mark;
   };
 
-  void Count(const Pending& p) {
-    const uint32_t h32 = static_cast<uint32_t>(p.hash);
+  static void Increment(uint16_t& n) { n = static_cast<uint16_t>(n + (n != 0xffff ? 1 : 0)); }
+
+  static void Apply(Slot& s, Mark m) {
+    Increment(s.ports);
+    if (!m.time_wait) return;
+    Increment(s.time_wait);
+    if (m.recent) Increment(s.recent);
+    if (m.bucket != kNotBlocking) Increment(s.blocking_time_wait[m.bucket]);
+  }
+
+  void Count(const DestKey& key, uint64_t hash, Mark mark) {
+    const uint32_t h32 = static_cast<uint32_t>(hash);
     size_t mask = slots_.size() - 1;
-    size_t i = static_cast<size_t>(p.hash) & mask;
+    size_t i = static_cast<size_t>(hash) & mask;
     for (;; i = (i + 1) & mask) {
       Slot& s = slots_[i];
       if (s.ports == 0) break;
-      if (s.hash == h32 && SameKey(s.key, p.key)) {
-        s.ports++;
-        s.time_wait += p.time_wait ? 1 : 0;
+      if (s.hash == h32 && SameKey(s.key, key)) {
+        Apply(s, mark);
         return;
       }
     }
     if (size_ >= max_size_) {
       sockets_dropped_++;
       if (dropped_bits_.empty()) dropped_bits_.assign(kDroppedWords, 0);
-      const uint64_t bit = p.hash >> (64 - kDroppedBitsLog2);
+      const uint64_t bit = hash >> (64 - kDroppedBitsLog2);
       dropped_bits_[bit / 64] |= uint64_t{1} << (bit % 64);
       return;
     }
     if ((size_ + 1) * 4 > slots_.size() * 3) {
       Grow();
       mask = slots_.size() - 1;
-      i = static_cast<size_t>(p.hash) & mask;
+      i = static_cast<size_t>(hash) & mask;
       while (slots_[i].ports != 0) i = (i + 1) & mask;
     }
-    slots_[i] = Slot{p.key, 1, p.time_wait ? 1u : 0u, h32};
+    Slot& s = slots_[i];
+    s = Slot{};
+    s.key = key;
+    s.hash = h32;
+    Apply(s, mark);
     size_++;
   }
 
@@ -249,10 +302,87 @@ class PortModel::DestinationTable {
   std::array<Pending, kPending> pending_{};
   size_t pending_next_ = 0;  // Where the next socket goes; the oldest when full.
   size_t pending_count_ = 0;
+  uint64_t added_ = 0;
   // Linear-counting bitmap of dropped destinations; allocated on the first
   // drop of a pass.
   std::vector<uint64_t> dropped_bits_;
   uint64_t sockets_dropped_ = 0;
+};
+
+// The destinations of the last reported pass: their connections (ports held
+// in every state but TIME_WAIT) and smoothed growth, for measuring growth at
+// the next pass. Open addressing, load <= 1/2, sized by those destinations.
+class PortModel::PreviousTable {
+ public:
+  struct Entry {
+    DestKey key;
+    uint32_t hash;
+    uint16_t connections;
+    uint8_t used;          // 0: empty.
+    uint8_t growth_known;  // 0: growth not measured yet (first sight, unknown).
+    float growth;
+  };
+
+  bool valid() const { return valid_; }
+  double time() const { return time_; }
+  // Destinations were dropped at the cap in that pass: one tracked now but
+  // absent then may have existed.
+  bool at_cap() const { return at_cap_; }
+
+  // Replaces the content with the `n` non-empty slots of a pass and the
+  // growth measured for each (NaN: unknown).
+  void Rebuild(const ZeroedArray<DestinationTable::Slot>& slots, size_t n,
+               const std::vector<float>& growth, double time, bool at_cap) {
+    const size_t want = std::max<size_t>(64, std::bit_ceil(n * 2 + 1));
+    if (entries_.size() != want) {
+      ZeroedArray<Entry> fresh(want);
+      entries_.swap(fresh);
+    } else {
+      entries_.Zero();
+    }
+    const size_t mask = entries_.size() - 1;
+    for (size_t slot_index = 0; slot_index < slots.size(); ++slot_index) {
+      const auto& s = slots[slot_index];
+      if (slot_index + kAhead < slots.size()) Prefetch(slots[slot_index + kAhead].hash);
+      if (s.ports == 0) continue;
+      size_t i = s.hash & mask;
+      while (entries_[i].used != 0) i = (i + 1) & mask;
+      Entry& e = entries_[i];
+      e.key = s.key;
+      e.hash = s.hash;
+      e.connections = static_cast<uint16_t>(s.ports - s.time_wait);
+      e.used = 1;
+      const float g = slot_index < growth.size() ? growth[slot_index] : NAN;
+      e.growth_known = std::isnan(g) ? 0 : 1;
+      e.growth = std::isnan(g) ? 0 : g;
+    }
+    valid_ = true;
+    time_ = time;
+    at_cap_ = at_cap;
+  }
+
+  // Brings in the entry where a lookup of `hash` starts; tables of many
+  // destinations are walked in slot order, their entries in hash order.
+  void Prefetch(uint32_t hash) const {
+    if (entries_.size() != 0) __builtin_prefetch(&entries_[hash & (entries_.size() - 1)]);
+  }
+  static constexpr size_t kAhead = 8;
+
+  const Entry* Find(const DestKey& key, uint32_t hash) const {
+    if (entries_.size() == 0) return nullptr;
+    const size_t mask = entries_.size() - 1;
+    for (size_t i = hash & mask;; i = (i + 1) & mask) {
+      const Entry& e = entries_[i];
+      if (e.used == 0) return nullptr;
+      if (e.hash == hash && SameKey(e.key, key)) return &e;
+    }
+  }
+
+ private:
+  ZeroedArray<Entry> entries_;
+  bool valid_ = false;
+  double time_ = 0;
+  bool at_cap_ = false;
 };
 
 // Socket counts per service port of one direction: a direct index over all
@@ -282,12 +412,59 @@ PortModel::PortModel(const PortLimits& limits)
     : limits_(limits),
       services_{std::make_unique<PortIndex>(), std::make_unique<PortIndex>()},
       destinations_(
-          std::make_unique<DestinationTable>(std::max<size_t>(limits.max_destinations, 1))) {}
+          std::make_unique<DestinationTable>(std::max<size_t>(limits.max_destinations, 1))),
+      previous_(std::make_unique<PreviousTable>()) {}
 
 PortModel::~PortModel() = default;
 
-void PortModel::Begin(const PortSettings& settings) {
+namespace {
+
+constexpr uint32_t kTimeWaitMs = 60000;  // TCP_TIMEWAIT_LEN.
+// How long a pin lasts: TIME_WAIT is 60 s, and the kernel's timer wheel
+// fires a 60 s timer up to ~5 s late (HZ=100), showing 0 ms left meanwhile.
+constexpr double kPinSeconds = 70;
+
+uint8_t BucketOf(uint32_t remaining_ms) {
+  return static_cast<uint8_t>(
+      std::min<uint32_t>(remaining_ms / ForecastInput::kBucketMs, ForecastInput::kBuckets - 1));
+}
+
+}  // namespace
+
+void PortModel::Begin(const PortSettings& settings, double now_seconds) {
+  if (reported_) {
+    // The last pass completed: it becomes the reference for growth (with
+    // sockets added after its report, if any, measured again).
+    if (destinations_->added() != added_at_report_) {
+      destinations_->Flush();
+      const GrowthContext g = StartGrowth();
+      for (size_t i = 0; i < destinations_->slots().size(); ++i) MeasureGrowth(g, i);
+    }
+    previous_->Rebuild(destinations_->slots(), destinations_->size(), growth_, now_,
+                       destinations_->sockets_dropped() > 0);
+    reported_ = false;
+  }
   settings_ = settings;
+  now_ = now_seconds;
+
+  // A TIME_WAIT opened while tcp_timestamps was 0 is never reused: when
+  // timestamps come on, those closed before this poll stay blocking.
+  if (settings.timestamps == 0) {
+    pin_since_.reset();
+  } else if (last_timestamps_ == 0) {
+    pin_since_ = now_seconds;
+  }
+  if (pin_since_ && now_seconds - *pin_since_ > kPinSeconds) pin_since_.reset();
+  last_timestamps_ = settings.timestamps;
+  pinned_max_expires_ = -1;
+  if (pin_since_) {
+    const double pin_age_ms = (now_seconds - *pin_since_) * 1000.0;
+    pinned_max_expires_ =
+        static_cast<int64_t>(std::max(0.0, static_cast<double>(kTimeWaitMs) - pin_age_ms));
+  }
+  const uint32_t window = std::min(limits_.rate_window_ms, kTimeWaitMs);
+  recent_min_expires_ = kTimeWaitMs - window;
+  young_min_expires_ = kTimeWaitMs - std::min(settings.tw_reuse_delay_ms, kTimeWaitMs);
   Reset();
 }
 
@@ -300,6 +477,7 @@ void PortModel::Reset() {
   ephemeral_ = {};
   time_wait_expiring_ = {};
   tcp_sockets_ = 0;
+  reported_ = false;  // A restarted pass has not been reported.
 }
 
 void PortModel::CountService(Direction d, uint16_t port, uint8_t state) {
@@ -319,9 +497,13 @@ void PortModel::Add(const InetSocket& s) {
   const bool local_in_range = settings_.InRange(s.local_port);
   if (local_in_range) ephemeral_[s.family == AF_INET6 ? 1 : 0][s.state]++;
   if (s.state == kTcpTimeWait) {
-    for (size_t i = 0; i < PortReport::kTimeWaitWithinSeconds.size(); ++i) {
-      if (s.expires_ms <= PortReport::kTimeWaitWithinSeconds[i] * 1000u) time_wait_expiring_[i]++;
+    // The first bucket whose bound it is within (the last: none), without
+    // a branch per bound: timers left are as good as random.
+    size_t bucket = 0;
+    for (uint32_t within : PortReport::kTimeWaitWithinSeconds) {
+      bucket += s.expires_ms > within * 1000u ? 1 : 0;
     }
+    time_wait_expiring_[bucket]++;
   }
 
   if (listened_.test(s.local_port)) {
@@ -346,57 +528,157 @@ void PortModel::Add(const InetSocket& s) {
   const size_t addr_len = s.family == AF_INET6 ? 16 : 4;
   std::memcpy(key.local.data(), s.local_addr.data(), addr_len);
   std::memcpy(key.remote.data(), s.remote_addr.data(), addr_len);
-  destinations_->Add(key, s.state == kTcpTimeWait);
+
+  DestinationTable::Mark mark;
+  if (s.state == kTcpTimeWait) {
+    // Age = 60 s - the timer left; 0 left means past due (older than 60 s).
+    const uint32_t left = std::min(s.expires_ms, kTimeWaitMs);
+    mark.time_wait = true;
+    mark.recent = left >= recent_min_expires_;
+    const bool reusable = settings_.TimeWaitReusable(
+        settings_.tw_reuse == 2 &&
+        (IsLoopbackAddress(s.family, s.local_addr) || IsLoopbackAddress(s.family, s.remote_addr)));
+    if (!reusable) {
+      mark.bucket = BucketOf(left);
+    } else if (left >= young_min_expires_) {
+      // Younger than the reuse delay: blocks until it reaches it.
+      mark.bucket = BucketOf(left - young_min_expires_);
+    } else if (pinned_max_expires_ >= 0 &&
+               (left == 0 || static_cast<int64_t>(left) < pinned_max_expires_)) {
+      mark.bucket = BucketOf(left);  // Opened without timestamps: blocks until it expires.
+    }
+  }
+  destinations_->Add(key, HashDestination(s.family, s.remote_port, s.local_addr, s.remote_addr),
+                     mark);
+}
+
+PortModel::GrowthContext PortModel::StartGrowth() {
+  const auto& slots = destinations_->slots();
+  growth_.assign(slots.size(), NAN);
+  GrowthContext g;
+  g.dt = now_ - previous_->time();
+  g.valid = previous_->valid() && g.dt > 0;
+  // Exponential smoothing with the rate window as time constant: over
+  // about one window whatever the poll interval.
+  g.alpha = 1.0 - std::exp(-g.dt * 1000.0 / static_cast<double>(limits_.rate_window_ms));
+  return g;
+}
+
+void PortModel::MeasureGrowth(const GrowthContext& g, size_t i) {
+  const auto& slots = destinations_->slots();
+  if (i + PreviousTable::kAhead < slots.size()) {
+    previous_->Prefetch(slots[i + PreviousTable::kAhead].hash);
+  }
+  const auto& s = slots[i];
+  if (!g.valid || s.ports == 0) return;
+  const double connections = s.ports - s.time_wait;
+  const PreviousTable::Entry* e = previous_->Find(s.key, s.hash);
+  if (e == nullptr) {
+    // Not tracked then: it had no socket, unless the cap dropped it.
+    if (!previous_->at_cap()) growth_[i] = static_cast<float>(connections / g.dt);
+    return;
+  }
+  const double raw = (connections - e->connections) / g.dt;
+  growth_[i] = static_cast<float>(e->growth_known ? e->growth + g.alpha * (raw - e->growth) : raw);
 }
 
 PortReport PortModel::Report() {
   destinations_->Flush();
+  const GrowthContext growth = StartGrowth();
+  reported_ = true;
+  added_at_report_ = destinations_->added();
   PortReport r;
   r.usable_ports = settings_.UsablePorts();
   r.ephemeral_sockets = ephemeral_;
   r.tcp_sockets = tcp_sockets_;
-  r.time_wait_expiring = time_wait_expiring_;
-
-  // Destinations: the max over all of them, then the top-K by ports held.
-  const double usable = static_cast<double>(r.usable_ports);
-  auto blocking_of = [&](const DestinationTable::Slot& s) -> uint64_t {
-    const bool loopback = IsLoopbackAddress(s.key.family, s.key.local) ||
-                          IsLoopbackAddress(s.key.family, s.key.remote);
-    return settings_.TimeWaitReusable(loopback) ? s.ports - s.time_wait : s.ports;
-  };
-  auto utilization_of = [&](uint64_t blocking) {
-    return r.usable_ports == 0 ? 1.0 : static_cast<double>(blocking) / usable;
-  };
-  std::vector<const DestinationTable::Slot*> dests;
-  dests.reserve(limits_.top_destinations > 0 ? destinations_->size() : 0);
-  uint64_t max_blocking = 0;
-  for (const auto& s : destinations_->slots()) {
-    if (s.ports == 0) continue;
-    max_blocking = std::max(max_blocking, blocking_of(s));
-    if (limits_.top_destinations > 0) dests.push_back(&s);
+  for (size_t i = 0, sum = 0; i < r.time_wait_expiring.size(); ++i) {
+    sum += time_wait_expiring_[i];
+    r.time_wait_expiring[i] = sum;
   }
-  r.destinations = destinations_->size();
-  r.utilization_max = r.usable_ports == 0 ? 1.0 : static_cast<double>(max_blocking) / usable;
-  const size_t k = std::min(limits_.top_destinations, dests.size());
-  std::partial_sort(
-      dests.begin(), dests.begin() + static_cast<std::ptrdiff_t>(k), dests.end(),
-      [](const DestinationTable::Slot* a, const DestinationTable::Slot* b) {
-        if (a->ports != b->ports) return a->ports > b->ports;
-        return std::tie(a->key.family, a->key.local, a->key.remote, a->key.remote_port) <
-               std::tie(b->key.family, b->key.local, b->key.remote, b->key.remote_port);
-      });
-  for (size_t i = 0; i < k; ++i) {
-    const auto& s = *dests[i];
+
+  // Destinations: the max and min over all of them, then the top-K by
+  // ports held, then the lowest forecast if it is not among them.
+  using Slot = DestinationTable::Slot;
+  const auto& slots = destinations_->slots();
+  const double usable = static_cast<double>(r.usable_ports);
+  const double window_seconds = static_cast<double>(limits_.rate_window_ms) / 1000.0;
+  const double reuse_delay_seconds =
+      static_cast<double>(std::min(settings_.tw_reuse_delay_ms, kTimeWaitMs)) / 1000.0;
+  auto evaluate = [&](size_t i) {
+    const Slot& s = slots[i];
     PortReport::Destination d;
     d.family = s.key.family;
     d.local_addr = s.key.local;
     d.remote_addr = s.key.remote;
     d.remote_port = s.key.remote_port;
     d.ports = s.ports;
-    d.blocking = blocking_of(s);
-    d.utilization = utilization_of(d.blocking);
-    r.top_destinations.push_back(d);
+    d.time_wait = s.time_wait;
+    ForecastInput in;
+    in.usable = usable;
+    in.connections = s.ports - s.time_wait;
+    uint64_t blocking_time_wait = 0;
+    for (size_t b = 0; b < in.blocking_time_wait.size(); ++b) {
+      in.blocking_time_wait[b] = s.blocking_time_wait[b];
+      blocking_time_wait += s.blocking_time_wait[b];
+    }
+    d.blocking = std::min<uint64_t>(d.ports, (d.ports - d.time_wait) + blocking_time_wait);
+    d.utilization = r.usable_ports == 0 ? 1.0 : static_cast<double>(d.blocking) / usable;
+    d.closes_per_second = s.recent / window_seconds;
+    in.closes_per_second = d.closes_per_second;
+    const bool loopback = IsLoopbackAddress(s.key.family, s.key.local) ||
+                          IsLoopbackAddress(s.key.family, s.key.remote);
+    in.new_time_wait_block_seconds =
+        settings_.TimeWaitReusable(loopback) ? reuse_delay_seconds : kTimeWaitMs / 1000.0;
+    d.growth_per_second = std::isnan(growth_[i]) ? 0.0 : growth_[i];
+    in.growth_per_second = d.growth_per_second;
+    const Forecast f = ForecastExhaustion(in);
+    d.exhaustion_seconds = f.exhaustion_seconds;
+    d.steady_utilization = f.steady_utilization;
+    return d;
+  };
+  // Lowest forecast first; ties: most ports blocking, then the key.
+  auto key_less = [](const Slot& a, const Slot& b) {
+    return std::tie(a.key.family, a.key.local, a.key.remote, a.key.remote_port) <
+           std::tie(b.key.family, b.key.local, b.key.remote, b.key.remote_port);
+  };
+  std::vector<const Slot*> dests;
+  dests.reserve(limits_.top_destinations > 0 ? destinations_->size() : 0);
+  r.utilization_max = r.usable_ports == 0 ? 1.0 : 0.0;
+  r.exhaustion_seconds_min = r.usable_ports == 0 ? 0.0 : Forecast::kHorizonSeconds;
+  r.steady_utilization_max = r.usable_ports == 0 ? 1.0 : 0.0;
+  const Slot* soonest = nullptr;
+  PortReport::Destination soonest_d;
+  for (size_t i = 0; i < slots.size(); ++i) {
+    MeasureGrowth(growth, i);
+    const Slot& s = slots[i];
+    if (s.ports == 0) continue;
+    const PortReport::Destination d = evaluate(i);
+    r.utilization_max = std::max(r.utilization_max, d.utilization);
+    r.steady_utilization_max = std::max(r.steady_utilization_max, d.steady_utilization);
+    r.exhaustion_seconds_min = std::min(r.exhaustion_seconds_min, d.exhaustion_seconds);
+    if (d.exhaustion_seconds < Forecast::kHorizonSeconds &&
+        (soonest == nullptr || d.exhaustion_seconds < soonest_d.exhaustion_seconds ||
+         (d.exhaustion_seconds == soonest_d.exhaustion_seconds &&
+          (d.blocking > soonest_d.blocking ||
+           (d.blocking == soonest_d.blocking && key_less(s, *soonest)))))) {
+      soonest = &s;
+      soonest_d = d;
+    }
+    if (limits_.top_destinations > 0) dests.push_back(&s);
   }
+  r.destinations = destinations_->size();
+  const size_t k = std::min(limits_.top_destinations, dests.size());
+  std::partial_sort(dests.begin(), dests.begin() + static_cast<std::ptrdiff_t>(k), dests.end(),
+                    [&](const Slot* a, const Slot* b) {
+                      if (a->ports != b->ports) return a->ports > b->ports;
+                      return key_less(*a, *b);
+                    });
+  bool soonest_listed = false;
+  for (size_t i = 0; i < k; ++i) {
+    r.top_destinations.push_back(evaluate(static_cast<size_t>(dests[i] - slots.begin())));
+    soonest_listed = soonest_listed || dests[i] == soonest;
+  }
+  if (k > 0 && soonest != nullptr && !soonest_listed) r.top_destinations.push_back(soonest_d);
   r.sockets_dropped = destinations_->sockets_dropped();
   r.destinations_dropped = destinations_->destinations_dropped();
 

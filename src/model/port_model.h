@@ -9,6 +9,24 @@
 // all of them. Alongside: sockets per service port and direction, listener
 // accept queues, and when TIME_WAIT ports free up.
 //
+// Rates and forecast. Per destination the pass also keeps the TIME_WAIT
+// closed within the last PortLimits::rate_window (their remaining timer says
+// when they closed: the close rate) and a histogram of when its blocking
+// TIME_WAIT free (12 x 5 s). Across passes the model keeps, per destination
+// of the last reported pass, its connections (ports held in every state but
+// TIME_WAIT) and their smoothed growth: a second table, rebuilt by the
+// next Begin() from the pass Report() last saw. A destination tracked now but not then grows from 0 when the
+// last pass was below the destination cap (it had no socket then), and at an
+// unknown rate, reported as 0, when the cap was reached (it may have been
+// dropped); a destination gone since then has nothing to report. With these
+// model/forecast.h forecasts when each destination runs out.
+//
+// Reuse model. A TIME_WAIT that connect() could take over (see
+// PortSettings::TimeWaitReusable) still blocks while it is younger than
+// tcp_tw_reuse_delay, and when the model saw tcp_timestamps go from 0 to on:
+// a TIME_WAIT closed before that poll was opened without timestamps and the
+// kernel never reuses it, so it blocks until it expires.
+//
 // Direction. A TCP socket is inbound when its local port is one this
 // namespace listens on (any address, any family); its service port is that
 // local port. Every other socket is outbound and its service port is the
@@ -47,6 +65,9 @@ struct PortLimits {
   size_t top_services = 20;      // Per direction; the rest is "other".
   size_t max_listeners = 64;
   size_t max_destinations = 100000;
+  // Window of the close rate (--ports.rate-window), 1 s .. 60 s; also the
+  // time constant of the growth's smoothing.
+  uint32_t rate_window_ms = 10000;
 };
 
 enum class Direction : uint8_t { kInbound = 0, kOutbound = 1 };
@@ -65,9 +86,14 @@ struct PortReport {
     std::array<uint8_t, 16> local_addr{};
     std::array<uint8_t, 16> remote_addr{};
     uint16_t remote_port = 0;
-    uint64_t ports = 0;      // Local ports held, every state (TIME_WAIT included).
-    uint64_t blocking = 0;   // Of those, ports a new connect() cannot take.
-    double utilization = 0;  // blocking / usable ports (1 when none is usable).
+    uint64_t ports = 0;             // Local ports held, every state (TIME_WAIT included).
+    uint64_t time_wait = 0;         // Of those, in TIME_WAIT.
+    uint64_t blocking = 0;          // Of those, ports a new connect() cannot take.
+    double utilization = 0;         // blocking / usable ports (1 when none is usable).
+    double closes_per_second = 0;   // TIME_WAIT closed within the rate window / window.
+    double growth_per_second = 0;   // Change of (ports - time_wait) per second, smoothed.
+    double exhaustion_seconds = 0;  // Forecast (model/forecast.h), at most the horizon.
+    double steady_utilization = 0;  // Where utilization settles at today's close rate.
   };
 
   struct ServicePort {
@@ -90,10 +116,17 @@ struct PortReport {
   // [0] IPv4, [1] IPv6, by state.
   std::array<StateCounts, 2> ephemeral_sockets{};
 
-  // At most top_destinations, most ports held first.
+  // At most top_destinations, most ports held first, then the destination
+  // with the lowest forecast when it is not among them and heads for
+  // exhaustion within the horizon (so an alert can always name it).
   std::vector<Destination> top_destinations;
   double utilization_max = 0;  // Over every tracked destination, not only the top-K.
-  uint64_t destinations = 0;   // Destinations tracked (at most max_destinations).
+  // Over every tracked destination: the lowest forecast (the horizon when
+  // none heads for exhaustion) and the highest steady-state utilization (0
+  // when no destination). 0 and 1 when no port is usable.
+  double exhaustion_seconds_min = 0;
+  double steady_utilization_max = 0;
+  uint64_t destinations = 0;  // Destinations tracked (at most max_destinations).
   // Distinct destinations seen after the cap was reached: exact in practice
   // below ~1000, a linear-counting estimate (about 1% error) above.
   uint64_t destinations_dropped = 0;
@@ -118,8 +151,11 @@ class PortModel {
   PortModel(const PortModel&) = delete;
   PortModel& operator=(const PortModel&) = delete;
 
-  // Starts a pass with this namespace's settings; forgets the previous one.
-  void Begin(const PortSettings& settings);
+  // Starts a pass with this namespace's settings, read at `now_seconds` (a
+  // monotonic clock; growth is measured between passes, pins of TIME_WAIT
+  // from the poll that saw tcp_timestamps turn on). Forgets the sockets of
+  // the previous pass, not its per-destination connections.
+  void Begin(const PortSettings& settings, double now_seconds = 0);
   // Forgets the sockets of the current pass (the stream restarts); keeps the
   // settings.
   void Reset();
@@ -127,11 +163,14 @@ class PortModel {
   void Add(const InetSocket& s);
   // What the pass found so far (completing the counts still in flight).
   // Cost O(tracked destinations + service ports + listeners), with partial
-  // selection for every top-K.
+  // selection for every top-K. Growth is measured against the last reported
+  // pass (calling it again measures the same); a reported pass becomes that
+  // reference at the next Begin().
   PortReport Report();
 
  private:
   class DestinationTable;
+  class PreviousTable;
   struct PortIndex;
   struct ListenerEntry {
     uint8_t family;
@@ -142,6 +181,16 @@ class PortModel {
   };
 
   void CountService(Direction d, uint16_t port, uint8_t state);
+  // Growth per second of the destination in slot i, against the last
+  // reported pass, into growth_[i]; StartGrowth() first, then each slot in
+  // order (the previous pass's entries are prefetched a few slots ahead).
+  struct GrowthContext {
+    double dt = 0;
+    double alpha = 0;
+    bool valid = false;
+  };
+  GrowthContext StartGrowth();
+  void MeasureGrowth(const GrowthContext& g, size_t i);
 
   const PortLimits limits_;
   PortSettings settings_;
@@ -150,8 +199,24 @@ class PortModel {
   std::unique_ptr<PortIndex> services_[2];
   std::unique_ptr<DestinationTable> destinations_;
   std::array<StateCounts, 2> ephemeral_{};
-  std::array<uint64_t, PortReport::kTimeWaitWithinSeconds.size()> time_wait_expiring_{};
+  // TIME_WAIT by the first kTimeWaitWithinSeconds bound their timer is
+  // within (made cumulative by Report()); the last counts those beyond all.
+  std::array<uint64_t, PortReport::kTimeWaitWithinSeconds.size() + 1> time_wait_expiring_{};
   uint64_t tcp_sockets_ = 0;
+
+  double now_ = 0;
+  // TIME_WAIT classification thresholds on the remaining timer (ms), from
+  // the settings, the window and the pin (see Begin()).
+  uint32_t recent_min_expires_ = 0;  // At least this much left: closed within the window.
+  uint32_t young_min_expires_ = 0;   // At least this much left: not reusable yet.
+  int64_t pinned_max_expires_ = -1;  // Less than this left (or 0): pinned. -1: no pin.
+  int last_timestamps_ = -1;         // tcp_timestamps at the last Begin (-1: none yet).
+  std::optional<double> pin_since_;  // The pass that saw tcp_timestamps turn on.
+
+  std::unique_ptr<PreviousTable> previous_;
+  std::vector<float> growth_;  // By slot of the current pass (NaN: unknown), at Report().
+  bool reported_ = false;      // This pass reached Report(): the next Begin keeps it.
+  uint64_t added_at_report_ = 0;
 };
 
 }  // namespace sockdiag

@@ -19,6 +19,8 @@ struct PortSettings {
   uint64_t reserved_in_range = 0;  // net.ipv4.ip_local_reserved_ports inside the range
   int tw_reuse = 2;                // net.ipv4.tcp_tw_reuse
   int timestamps = 1;              // net.ipv4.tcp_timestamps
+  // net.ipv4.tcp_tw_reuse_delay (Linux 6.13+); older kernels wait about 1 s.
+  uint32_t tw_reuse_delay_ms = 1000;
 
   // (high - low + 1) - reserved ports inside the range; 0 when that is not
   // positive.

@@ -1,12 +1,13 @@
 #!/usr/bin/env bash
 # Proves that `scripts/sync-chart-files.sh --check` catches drift: on a
 # scratch tree it must fail for a missing, a differing and an extra chart
-# copy, and pass once the script has synced the tree.
+# copy, and pass once the script has synced the tree; a new rules file or
+# dashboard in dashboards/ is picked up with no list to edit.
 set -euo pipefail
 sync=$(cd "$(dirname "$0")/../.." && pwd)/scripts/sync-chart-files.sh
 tree=$(mktemp -d)
 trap 'rm -rf "$tree"' EXIT
-mkdir -p "$tree/dashboards" "$tree/helm/sockdiag-exporter/files/dashboards"
+mkdir -p "$tree/dashboards" "$tree/helm/sockdiag-exporter/files/dashboards" "$tree/helm/sockdiag-exporter/files/rules"
 files=$tree/helm/sockdiag-exporter/files
 
 expect_check() {  # expect_check pass|fail WHAT
@@ -23,13 +24,13 @@ printf '{"title": "a"}\n' >"$tree/dashboards/overview.json"
 expect_check fail "sources without chart copies"
 "$sync" "$tree" >/dev/null
 expect_check pass "after sync"
-if [ ! -f "$files/alerts.yaml" ] || [ ! -f "$files/dashboards/overview.json" ]; then
+if [ ! -f "$files/rules/alerts.yaml" ] || [ ! -f "$files/dashboards/overview.json" ]; then
   echo "FAIL: sync copied nothing"; exit 1
 fi
 printf '{"title": "b"}\n' >"$tree/dashboards/overview.json"
 expect_check fail "a changed dashboard"
 "$sync" "$tree" >/dev/null
-printf 'groups: [] # edited in the chart\n' >"$files/alerts.yaml"
+printf 'groups: [] # edited in the chart\n' >"$files/rules/alerts.yaml"
 expect_check fail "a chart copy edited by hand"
 "$sync" "$tree" >/dev/null
 printf '{}\n' >"$files/dashboards/stale.json"
@@ -39,4 +40,12 @@ expect_check fail "a chart copy whose source is gone"
 rm "$tree/dashboards/alerts.yaml"
 expect_check fail "alerts.yaml removed from dashboards/"
 "$sync" "$tree" >/dev/null
+expect_check pass "after the removal synced"
+printf 'groups: []\n' >"$tree/dashboards/recording-rules.yaml"
+printf '{"title": "f"}\n' >"$tree/dashboards/fleet.json"
+expect_check fail "a new rules file and a new dashboard"
+"$sync" "$tree" >/dev/null
+if [ ! -f "$files/rules/recording-rules.yaml" ] || [ ! -f "$files/dashboards/fleet.json" ]; then
+  echo "FAIL: sync did not copy the new files"; exit 1
+fi
 expect_check pass "after the final sync"

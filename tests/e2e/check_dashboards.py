@@ -9,7 +9,10 @@
    and no hard-coded datasource uid anywhere; `job`/`instance` (and `pod` on
    the pods dashboard) query variables from label_values(); every panel has a
    description, a unit and targets; every range is [$__rate_interval]; every
-   sockdiag_* selector carries the job and instance matchers; no undefined
+   sockdiag_* selector carries the job and instance matchers (recorded
+   series of the `remote` levels, which have no instance, the job matcher);
+   every recorded series used is defined in dashboards/recording-rules.yaml,
+   and the Fleet dashboard reads recorded series only; no undefined
    variables.
 3. PromQL: every panel and variable query, variables substituted, becomes a
    recording rule; `promtool check rules` must accept the file (and must
@@ -32,7 +35,11 @@ import monitoring_lib as ml  # noqa: E402
 
 EXPECTED = {"overview.json": "sockdiag-overview",
             "destinations.json": "sockdiag-destinations",
-            "pods.json": "sockdiag-pods"}
+            "pods.json": "sockdiag-pods",
+            "fleet.json": "sockdiag-fleet"}
+# Recording-rule levels whose series carry no instance label (summed across
+# nodes): their selectors need the job matcher only.
+FLEET_WIDE_LEVELS = ("remote", "remote_protocol")
 DS_REF = {"type": "prometheus", "uid": "${datasource}"}
 BUILTIN_ANNOTATION_DS = {"type": "grafana", "uid": "-- Grafana --"}
 
@@ -106,10 +113,34 @@ def walk(node, path=""):
             yield from walk(v, "%s/%d" % (path, i))
 
 
-SELECTOR_RE = re.compile(r"\b(sockdiag_\w+)\s*(\{[^}]*\})?")
+SELECTOR_RE = re.compile(r"(?<![\w:])((?:[a-z_]+:)?sockdiag_\w+(?::\w+)?)\s*(\{[^}]*\})?")
 
 
-def check_conventions(dashboards):
+def recorded_names(repo):
+    path = os.path.join(repo, "dashboards", "recording-rules.yaml")
+    if not os.path.exists(path):
+        return set()
+    with open(path) as f:
+        doc = yaml.safe_load(f)
+    return {r["record"] for g in doc.get("groups", []) for r in g.get("rules", []) if "record" in r}
+
+
+def check_selector(pw, dashboard, metric, sel, recorded):
+    level = metric.split(":")[0] if ":" in metric else None
+    if level is not None and metric not in recorded:
+        fail("%s: %s is not recorded by dashboards/recording-rules.yaml" % (pw, metric))
+    if dashboard == "fleet.json" and level is None:
+        fail("%s: %s: the Fleet dashboard reads recorded series only" % (pw, metric))
+    if 'job=~"$job"' not in sel:
+        fail("%s: %s needs job=~\"$job\"" % (pw, metric))
+    if level not in FLEET_WIDE_LEVELS and 'instance=~"$instance"' not in sel:
+        fail("%s: %s needs instance=~\"$instance\"" % (pw, metric))
+    if (dashboard == "pods.json" and not metric.startswith("sockdiag_netns_")
+            and 'pod_uid=~"$pod"' not in sel):
+        fail("%s: %s needs pod_uid=~\"$pod\"" % (pw, metric))
+
+
+def check_conventions(dashboards, recorded):
     seen_uids = {}
     names = [n for n, _ in dashboards]
     for name in EXPECTED:
@@ -181,11 +212,7 @@ def check_conventions(dashboards):
                     if rng != "$__rate_interval":
                         fail("%s: range [%s], use [$__rate_interval]" % (pw, rng))
                 for metric, sel in SELECTOR_RE.findall(expr):
-                    if 'job=~"$job"' not in sel or 'instance=~"$instance"' not in sel:
-                        fail("%s: %s needs job=~\"$job\" and instance=~\"$instance\"" % (pw, metric))
-                    if (name == "pods.json" and not metric.startswith("sockdiag_netns_")
-                            and 'pod_uid=~"$pod"' not in sel):
-                        fail("%s: %s needs pod_uid=~\"$pod\"" % (pw, metric))
+                    check_selector(pw, name, metric, sel, recorded)
         try:
             ml.dashboard_queries(name, d)
         except ValueError as e:
@@ -237,7 +264,7 @@ def main():
     if not dashboards:
         sys.exit("no dashboards in %s/dashboards" % repo)
     check_schema(repo, work, dashboards)
-    check_conventions(dashboards)
+    check_conventions(dashboards, recorded_names(repo))
     check_promql(repo, work)
     print("%d failed" % len(failures) if failures else "dashboards: all checks passed")
     sys.exit(1 if failures else 0)

@@ -11,7 +11,8 @@ Must run in a private network namespace (`unshare -n`, it refuses otherwise):
    (--netns.mode=pods); a static kube-state-metrics stand-in serving
    kube_pod_info for the pod's UID, so the pods dashboard's join is exercised.
 3. Prometheus 2.42 on 127.0.0.1:9090 (scrape and evaluation every 1 s) loads
-   dashboards/alerts.yaml and scrapes the three targets.
+   dashboards/alerts.yaml and dashboards/recording-rules.yaml (the Fleet
+   dashboard reads the recorded series) and scrapes the three targets.
 4. Once every target is up and has >= 3 samples: every dashboard panel and
    variable query must return success and >= 1 series; every alert expression
    must return success and every rule must evaluate without error; the
@@ -27,21 +28,18 @@ usage: unshare -n monitoring_e2e.py EXPORTER_BINARY REPO_DIR
 """
 import json
 import os
-import random
-import shutil
 import signal
 import subprocess
 import sys
 import tempfile
 import time
-import urllib.error
-import urllib.parse
-import urllib.request
-import uuid
 
 sys.dont_write_bytecode = True  # keep the source tree clean
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import monitoring_lib as ml  # noqa: E402
+from e2e_support import (  # noqa: E402
+    FakePod, Processes, Prometheus, clean_up, die, http_get, log, require_private_netns,
+    serve_kube_pod_info, start_prometheus, wait_for)
 
 PROM = "http://127.0.0.1:9090"
 SELF_ADDR, PODS_ADDR, KSM_ADDR = "127.0.0.1:10061", "127.0.0.1:10062", "127.0.0.1:10063"
@@ -52,69 +50,13 @@ failures = []
 pendings = []
 
 
-def log(msg):
-    print(msg, flush=True)
-
-
 def fail(msg):
     failures.append(msg)
     log("FAIL    " + msg)
 
 
-def die(msg):
-    log("FATAL   " + msg)
-    raise SystemExit(1)
-
-
-def http_get(url, timeout=5):
-    with urllib.request.urlopen(url, timeout=timeout) as r:
-        return r.read().decode()
-
-
-def api(path, **params):
-    url = PROM + path + ("?" + urllib.parse.urlencode(params) if params else "")
-    try:
-        return json.loads(http_get(url, timeout=10))
-    except urllib.error.HTTPError as e:  # 400/422 carry a JSON error body
-        return json.loads(e.read().decode())
-
-
-def wait_for(what, pred, timeout):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            if pred():
-                return
-        except (OSError, ValueError):
-            pass
-        time.sleep(0.25)
-    die("timed out after %ds waiting for %s" % (timeout, what))
-
-
-class Processes:
-    """Children started by the test, stopped (by handle) at exit."""
-
-    def __init__(self):
-        self.procs = []
-
-    def start(self, name, cmd, log_dir, stdin=None, stdout=None):
-        err = open(os.path.join(log_dir, name + ".log"), "w")
-        p = subprocess.Popen(cmd, stdin=stdin, stdout=stdout or err, stderr=err, text=True)
-        self.procs.append((name, p, err))
-        return p
-
-    def stop_all(self):
-        for name, p, err in reversed(self.procs):
-            if p.poll() is None:
-                if p.stdin:
-                    p.stdin.close()
-                p.terminate()
-                try:
-                    p.wait(5)
-                except subprocess.TimeoutExpired:
-                    p.kill()
-                    p.wait()
-            err.close()
+prom = Prometheus(PROM)
+api = prom.api
 
 
 def read_ready(p, name, timeout=30):
@@ -130,53 +72,8 @@ def read_ready(p, name, timeout=30):
     die("%s population not ready" % name)
 
 
-# ------------------------------------------------------------------- pod
-class FakePod:
-    """A process in a kubepods cgroup (systemd driver, containerd layout) in
-    its own network namespace: what pods mode discovers on a real node."""
-
-    def __init__(self):
-        self.uid = str(uuid.uuid4())
-        container = "%064x" % random.getrandbits(256)
-        rel = ["kubepods.slice", "kubepods-besteffort.slice",
-               "kubepods-besteffort-pod%s.slice" % self.uid.replace("-", "_"),
-               "cri-containerd-%s.scope" % container]
-        self.roots = []
-        with open("/proc/self/mounts") as f:
-            for line in f:
-                dev, mnt, fstype, opts = line.split()[:4]
-                if fstype == "cgroup2" or (fstype == "cgroup" and "name=systemd" in opts.split(",")):
-                    self.roots.append(mnt)
-        if not self.roots:
-            die("no cgroup2 or name=systemd hierarchy mounted")
-        self.dirs = []
-        for root in self.roots:
-            path = root
-            for part in rel:
-                path = os.path.join(path, part)
-                if not os.path.isdir(path):
-                    os.mkdir(path)
-                    self.dirs.append(path)
-        self.leaves = [os.path.join(root, *rel) for root in self.roots]
-
-    def command(self, population):
-        joins = "; ".join("echo $$ > %s/cgroup.procs" % leaf for leaf in self.leaves)
-        return ["sh", "-c", joins + '; exec unshare -n "$0" "$1" pod', sys.executable, population]
-
-    def cleanup(self):
-        for path in reversed(self.dirs):
-            try:
-                os.rmdir(path)
-            except OSError:
-                pass  # shared parent still in use, or a process not yet gone
-
-
 # --------------------------------------------------------------- checks
-def query(expr):
-    r = api("/api/v1/query", query=expr)
-    if r.get("status") != "success":
-        return None, r.get("error", "no error text")
-    return r["data"]["result"], None
+query = prom.query
 
 
 def check_queries(queries, pending, require_series):
@@ -273,13 +170,7 @@ def main():
     if len(sys.argv) != 3:
         sys.exit("usage: unshare -n monitoring_e2e.py EXPORTER_BINARY REPO_DIR")
     exporter, repo = os.path.abspath(sys.argv[1]), os.path.abspath(sys.argv[2])
-    links = subprocess.run(["ip", "-o", "link", "show"], capture_output=True, text=True).stdout
-    if [line.split(":")[1].strip() for line in links.splitlines()] != ["lo"]:
-        die("refusing to run in a namespace with interfaces other than lo: run under `unshare -n`")
-    for tool in ("prometheus", "promtool", "nft", "ip"):
-        if not shutil.which(tool):
-            die("%s is missing (scripts/install-deps.sh installs it)" % tool)
-    subprocess.run(["ip", "link", "set", "lo", "up"], check=True)
+    require_private_netns(("prometheus", "promtool", "nft", "ip"))
 
     here = os.path.dirname(os.path.abspath(__file__))
     population = os.path.join(here, "population.py")
@@ -293,40 +184,24 @@ def main():
     ok = False
     try:
         pod = FakePod()
-        ksm_dir = os.path.join(work, "ksm")
-        os.mkdir(ksm_dir)
-        with open(os.path.join(ksm_dir, "metrics"), "w") as f:
-            f.write("# HELP kube_pod_info Information about pod.\n# TYPE kube_pod_info gauge\n"
-                    'kube_pod_info{namespace="%s",pod="%s",uid="%s",node="e2e-node",'
-                    'created_by_kind="ReplicaSet",created_by_name="checkout-6b7f9c",'
-                    'priority_class="",host_network="false"} 1\n' % (POD_NAMESPACE, POD_NAME, pod.uid))
-        config = os.path.join(work, "prometheus.yml")
-        with open(config, "w") as f:
-            f.write("""global: {scrape_interval: 1s, scrape_timeout: 1s, evaluation_interval: 1s}
-rule_files: [%s]
+        serve_kube_pod_info(procs, work, [(pod.uid, POD_NAMESPACE, POD_NAME, "e2e-node")], KSM_ADDR)
+        # Prometheus first: its first scrape comes ~5.5 s after start.
+        start_prometheus(procs, work, """global: {scrape_interval: 1s, scrape_timeout: 1s, evaluation_interval: 1s}
+rule_files: %s
 scrape_configs:
   - {job_name: sockdiag, static_configs: [{targets: ['%s']}]}
   - {job_name: sockdiag-pods, static_configs: [{targets: ['%s']}]}
   - {job_name: kube-state-metrics, honor_labels: true, static_configs: [{targets: ['%s']}]}
-""" % (json.dumps(os.path.join(repo, "dashboards", "alerts.yaml")), SELF_ADDR, PODS_ADDR, KSM_ADDR))
-        r = subprocess.run(["promtool", "check", "config", config], capture_output=True, text=True)
-        if r.returncode != 0:
-            die("promtool check config: " + r.stdout + r.stderr)
-
-        # Prometheus first: its first scrape comes ~5.5 s after start.
-        procs.start("prometheus", ["prometheus", "--config.file=" + config,
-                                   "--storage.tsdb.path=" + os.path.join(work, "data"),
-                                   "--web.listen-address=127.0.0.1:9090"], work)
+""" % (json.dumps([os.path.join(repo, "dashboards", f) for f in ("alerts.yaml", "recording-rules.yaml")]),
+                SELF_ADDR, PODS_ADDR, KSM_ADDR))
         common = ["--poll.interval=1s", "--conntrack.dump-interval=1s", "--log.level=warn"]
         procs.start("exporter-self", [exporter, "--web.listen-address=" + SELF_ADDR] + common, work)
         procs.start("exporter-pods", [exporter, "--web.listen-address=" + PODS_ADDR,
                                       "--netns.mode=pods"] + common, work)
-        procs.start("ksm", [sys.executable, "-m", "http.server", "--bind", "127.0.0.1",
-                            "--directory", ksm_dir, KSM_ADDR.split(":")[1]], work)
         node = procs.start("population-node", [sys.executable, population, "node"], work,
                            stdin=subprocess.PIPE, stdout=subprocess.PIPE)
         read_ready(node, "node")
-        pod_proc = procs.start("population-pod", pod.command(population), work,
+        pod_proc = procs.start("population-pod", pod.command([sys.executable, population, "pod"]), work,
                                stdin=subprocess.PIPE, stdout=subprocess.PIPE)
         read_ready(pod_proc, "pod %s" % pod.uid)
         populated = time.monotonic()
@@ -359,13 +234,9 @@ scrape_configs:
             fail("checks ended %.0f s after the population was made: TIME_WAIT (60 s) may have expired" % elapsed)
         ok = not failures
     finally:
-        procs.stop_all()
+        clean_up(procs, work, ok)
         if pod:
             pod.cleanup()
-        if ok:
-            shutil.rmtree(work, ignore_errors=True)
-        else:
-            log("logs kept in " + work)
 
     log("\n%d dashboard queries, %d alert expressions; %d checks PENDING on names listed in "
         "tests/e2e/pending_metrics.txt%s" % (len(queries), len(alerts), len(pendings),

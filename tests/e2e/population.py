@@ -22,12 +22,15 @@ Exits non-zero with a one-line reason when the population cannot be made.
 """
 import errno
 import json
-import select
+import os
 import signal
 import socket
 import subprocess
 import sys
-import time
+
+sys.dont_write_bytecode = True  # keep the source tree clean
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from e2e_support import hold_until_stdin_closes  # noqa: E402
 
 NODE_PORT_RANGE = (40000, 40499)  # 500 usable ports
 POD_PORT_RANGE = (45000, 45999)
@@ -227,11 +230,7 @@ def main():
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     print("READY " + json.dumps(counts), flush=True)
     # Hold every socket until the driver closes our stdin (bounded: 10 min).
-    deadline = time.monotonic() + 600
-    while time.monotonic() < deadline:
-        r, _, _ = select.select([sys.stdin], [], [], 1.0)
-        if r and sys.stdin.read(1) == "":
-            break
+    hold_until_stdin_closes(600)
 
 
 if __name__ == "__main__":

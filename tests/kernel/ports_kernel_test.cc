@@ -131,9 +131,10 @@ TEST_CASE("top-K keeps the destination with most ports while the max comes from 
   REQUIRE(exporter.WaitReady());
   const Labels a = Dest("127.0.0.1", "127.0.0.2", "3306");
   const Labels b = Dest("127.0.0.1", "127.0.0.3", "5432");
+  // A's TIME_WAIT block until they are older than tcp_tw_reuse_delay (1 s).
   Scrape s = exporter.ScrapeUntil([&](const Scrape& x) {
     return x.Value(kDestPorts, a) == 1000 && x.Value("sockdiag_destinations") == 2 &&
-           x.Value(kUtilMax) == 500.0 / 10000.0 &&
+           x.Value(kUtilMax) == 500.0 / 10000.0 && x.Value(kDestUtil, a) == 0 &&
            x.Value("sockdiag_tcp_port_sockets", Svc("outbound", "other", "established")) == 500;
   });
   // Only A (most ports held) has series; B's 500 blocking ports set the max.

@@ -101,6 +101,12 @@ MetricFamilies Healthy() {
                          {"remote_port", "3306"}};
   Set(&f, "sockdiag_destination_ephemeral_ports", dest, 10);
   Set(&f, "sockdiag_destination_ephemeral_port_utilization", dest, 10.0 / 28232);
+  Set(&f, "sockdiag_destination_closes_per_second", dest, 0);
+  Set(&f, "sockdiag_destination_connection_growth_per_second", dest, 0);
+  Set(&f, "sockdiag_destination_ephemeral_port_exhaustion_seconds", dest, 3600);
+  Set(&f, "sockdiag_destination_ephemeral_port_steady_utilization", dest, 10.0 / 28232);
+  Set(&f, "sockdiag_ephemeral_port_exhaustion_seconds_min", {}, 3600);
+  Set(&f, "sockdiag_ephemeral_port_steady_utilization_max", {}, 10.0 / 28232);
   Set(&f, "sockdiag_tcp_port_sockets",
       {{"direction", "outbound"}, {"port", "3306"}, {"state", "established"}}, 10);
   Set(&f, "sockdiag_tcp_port_sockets",
@@ -171,6 +177,25 @@ struct Scenario {
   }
   double time_wait_total = 0, utilization_max = 0;
   Scenario& Usable(double n) { return Gauge("sockdiag_ephemeral_ports_usable", {}, n); }
+  // The ports collector's rates and forecast for a destination; the
+  // namespace-wide min and max follow.
+  Scenario& Forecast(const std::string& local, const std::string& remote, const std::string& port,
+                     double seconds, double closes, double growth, double steady) {
+    const LabelMap d = {{"family", remote.find(':') == std::string::npos ? "ipv4" : "ipv6"},
+                        {"local_address", local},
+                        {"remote_address", remote},
+                        {"remote_port", port}};
+    Gauge("sockdiag_destination_closes_per_second", d, closes);
+    Gauge("sockdiag_destination_connection_growth_per_second", d, growth);
+    Gauge("sockdiag_destination_ephemeral_port_exhaustion_seconds", d, seconds);
+    Gauge("sockdiag_destination_ephemeral_port_steady_utilization", d, steady);
+    exhaustion_min = std::min(exhaustion_min, seconds);
+    steady_max = std::max(steady_max, steady);
+    Gauge("sockdiag_ephemeral_port_exhaustion_seconds_min", {}, exhaustion_min);
+    Gauge("sockdiag_ephemeral_port_steady_utilization_max", {}, steady_max);
+    return *this;
+  }
+  double exhaustion_min = 3600, steady_max = 0;
 
   DiagnoseReport Analyze() const {
     DiagnoseInput in;
@@ -323,6 +348,66 @@ TEST_CASE("diagnose: a destination outside the top-K still fires from the max", 
   const auto f = Only(s.Analyze(), "ephemeral_ports_exhausting");
   CHECK(f.severity == Severity::kCritical);
   CHECK(Contains(f.message, "--ports.top-destinations"));
+}
+
+TEST_CASE("diagnose: the exhaustion forecast fires below 300 s, critical below 60 s",
+          "[diagnose]") {
+  auto at = [](double seconds) {
+    Scenario s;
+    s.Usable(3000).Sysctl("net.ipv4.tcp_tw_reuse", 0);
+    s.Destination("10.0.0.1", "10.0.0.5", "3306", 1500, 0.5, 1500);
+    s.Forecast("10.0.0.1", "10.0.0.5", "3306", seconds, 75, 0, 1.5);
+    return s.Analyze();
+  };
+  CHECK(FindingsWithId(at(300), "ephemeral_ports_exhaustion_forecast").empty());
+  CHECK(DiagnosisExitStatus(at(300)) == 0);
+  auto f = Only(at(299), "ephemeral_ports_exhaustion_forecast");
+  CHECK(f.severity == Severity::kWarning);
+  CHECK(f.threshold == 300);
+  CHECK(f.value == 299);
+  CHECK(f.subject == "10.0.0.1 -> 10.0.0.5:3306");
+  CHECK(DiagnosisExitStatus(at(299)) == 1);
+  CHECK(Only(at(60), "ephemeral_ports_exhaustion_forecast").severity == Severity::kWarning);
+  const auto r = at(40);
+  f = Only(r, "ephemeral_ports_exhaustion_forecast");
+  CHECK(f.severity == Severity::kCritical);
+  CHECK(f.threshold == 60);
+  CHECK(Contains(f.message,
+                 "At today's rate, ports toward 10.0.0.5:3306 (from 10.0.0.1) run out in ~40 s "
+                 "(75 closes/s, 60 s TIME_WAIT, no reuse)."));
+  CHECK(Contains(f.message, "pooling / keep-alive"));
+  CHECK(Contains(f.message, "needs 150% of the usable ports"));
+  REQUIRE(r.destinations.size() == 1);
+  CHECK(r.destinations[0].exhaustion_seconds == 40);
+  CHECK(r.destinations[0].closes_per_second == 75);
+  CHECK(r.ports.exhaustion_seconds_min == 40);
+  CHECK(r.ports.steady_utilization_max == 1.5);
+  const std::string text = RenderDiagnosisText(r);
+  CHECK(Contains(text, "TIME TO EXHAUSTION AT TODAY'S RATES"));
+  CHECK(Contains(text, "  10.0.0.5:3306                        ~40 s        75         0    150%"));
+  CHECK(Contains(text, "Soonest over every destination: ~40 s; worst steady state 150%"));
+  CHECK(Contains(Only(at(0), "ephemeral_ports_exhaustion_forecast").message,
+                 "have run out: connect() to it fails now"));
+  CHECK(Contains(RenderDiagnosisText(at(3600)), "over an hour"));
+  CHECK(Contains(Only(at(200), "ephemeral_ports_exhaustion_forecast").message, "in ~3 min"));
+
+  SECTION("a leak: growth of the connections held") {
+    Scenario s;
+    s.Usable(3000).Destination("10.0.0.1", "10.0.0.5", "3306", 1000, 0.33, 0);
+    s.Forecast("10.0.0.1", "10.0.0.5", "3306", 2000 / 7.2, 0, 7.2, 0.33);
+    const auto g = Only(s.Analyze(), "ephemeral_ports_exhaustion_forecast");
+    CHECK(g.severity == Severity::kWarning);
+    CHECK(Contains(g.message, "run out in ~5 min (+7.2 connections held/s)."));
+    CHECK(Contains(g.message, "a leak (connections never closed) or a pool without a cap"));
+  }
+  SECTION("outside the listed destinations, from the min") {
+    Scenario s;
+    s.Gauge("sockdiag_ephemeral_port_exhaustion_seconds_min", {}, 30);
+    const auto g = Only(s.Analyze(), "ephemeral_ports_exhaustion_forecast");
+    CHECK(g.severity == Severity::kCritical);
+    CHECK(Contains(g.message, "run out in ~30 s"));
+    CHECK(Contains(g.message, "--ports.top-destinations"));
+  }
 }
 
 TEST_CASE("diagnose: TIME_WAIT reuse is judged as the ports collector does", "[diagnose]") {
@@ -649,8 +734,11 @@ DiagnoseReport Busy() {
   Scenario s;
   s.Usable(500).Sysctl("net.ipv4.tcp_tw_reuse", 0).Sysctl("net.ipv4.tcp_tw_recycle", 1);
   s.Destination("127.0.0.1", "127.0.0.2", "3306", 470, 0.94, 470);
+  s.Forecast("127.0.0.1", "127.0.0.2", "3306", 3.8, 7.9, 0, 0.95);
   s.Destination("2001:db8:ffff:ffff:ffff:ffff:ffff:1", "2001:db8:ffff:ffff:ffff:ffff:ffff:2", "443",
                 10, 0.02, 0);
+  s.Forecast("2001:db8:ffff:ffff:ffff:ffff:ffff:1", "2001:db8:ffff:ffff:ffff:ffff:ffff:2", "443",
+             3600, 0, -0.5, 0.02);
   s.Gauge("sockdiag_tcp_sockets", {{"family", "ipv4"}, {"state", "close_wait"}}, 150);
   s.Gauge("sockdiag_tcp_port_sockets",
           {{"direction", "inbound"}, {"port", "8080"}, {"state", "close_wait"}}, 150);
@@ -687,10 +775,11 @@ TEST_CASE("diagnose: the text report fits 80 columns", "[diagnose]") {
     CHECK(n > 20);
   }
   const std::string busy = RenderDiagnosisText(Busy());
-  for (const char* part : {"SOCKETS", "EPHEMERAL PORTS PER DESTINATION", "SERVICE PORTS",
-                           "CLOSE_WAIT BY PORT", "LISTEN QUEUES NEAR FULL", "SYSCTLS", "CONNTRACK",
-                           "FINDINGS", "127.0.0.1 -> 127.0.0.2:3306", "[::]:9000", "FULL",
-                           "CRITICAL", "WARNING", "Not healthy: 2 critical"}) {
+  for (const char* part :
+       {"SOCKETS", "EPHEMERAL PORTS PER DESTINATION", "SERVICE PORTS", "CLOSE_WAIT BY PORT",
+        "LISTEN QUEUES NEAR FULL", "SYSCTLS", "CONNTRACK", "FINDINGS",
+        "127.0.0.1 -> 127.0.0.2:3306", "[::]:9000", "FULL", "CRITICAL", "WARNING",
+        "Not healthy: 3 critical", "TIME TO EXHAUSTION AT TODAY'S RATES"}) {
     INFO(part);
     CHECK(Contains(busy, part));
   }

@@ -21,6 +21,18 @@ TEST_CASE("defaults enable the default collectors", "[flags]") {
   }
   CHECK(c.listen_address == ":10061");
   CHECK(c.poll_interval == std::chrono::seconds(15));
+  CHECK(c.ports_rate_window == std::chrono::seconds(10));
+}
+
+TEST_CASE("the close-rate window flag takes 1s to 60s", "[flags]") {
+  Config c;
+  REQUIRE(Parse({"--ports.rate-window=1s"}, &c).ok());
+  CHECK(c.ports_rate_window == std::chrono::seconds(1));
+  REQUIRE(Parse({"--ports.rate-window=1m"}, &c).ok());
+  CHECK(c.ports_rate_window == std::chrono::seconds(60));
+  auto r = Parse({"--ports.rate-window=90s"}, &c);
+  REQUIRE_FALSE(r.ok());
+  CHECK(r.status().context() == "--ports.rate-window: 90s is out of range [1s, 60s]");
 }
 
 TEST_CASE("flags take =value and separate values", "[flags]") {
@@ -63,6 +75,9 @@ TEST_CASE("bad flags are InvalidArgument naming the flag", "[flags]") {
       {{"--web.telemetry-path=/"}, "--web.telemetry-path"},
       {{"--web.max-requests=0"}, "--web.max-requests"},
       {{"--ports.top-services=abc"}, "--ports.top-services"},
+      {{"--ports.rate-window=500ms"}, "--ports.rate-window"},
+      {{"--ports.rate-window=61s"}, "--ports.rate-window"},
+      {{"--ports.rate-window=ten"}, "--ports.rate-window"},
       {{"--conntrack.nat-port-range=5-1"}, "--conntrack.nat-port-range"},
       {{"--netns.mode=all"}, "--netns.mode"},
       {{"--log.level=trace"}, "--log.level"},

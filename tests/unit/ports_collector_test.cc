@@ -116,6 +116,18 @@ TEST_CASE("the ports collector reads the sysctls and exports every family", "[un
   auto tw = Samples(out, "sockdiag_tcp_time_wait_expiring");
   CHECK(tw["within=5,"] == 0);
   CHECK(tw["within=60,"] == 3);
+  // The forecast families: the TIME_WAIT are 15 s old (outside the 10 s
+  // window), so nothing closes now and nothing heads for exhaustion.
+  const std::string a =
+      "family=ipv4,local_address=127.0.0.1,remote_address=127.0.0.2,remote_port=3306,";
+  CHECK(Samples(out, "sockdiag_destination_closes_per_second") ==
+        std::map<std::string, double>{{a, 0}});
+  CHECK(Samples(out, "sockdiag_destination_connection_growth_per_second")[a] == 0);
+  CHECK(Samples(out, "sockdiag_destination_ephemeral_port_exhaustion_seconds")[a] == 3600);
+  CHECK(Samples(out, "sockdiag_destination_ephemeral_port_steady_utilization")[a] == 0);
+  CHECK(Samples(out, "sockdiag_ephemeral_port_exhaustion_seconds_min")[""] == 3600);
+  // The IPv6 destination's one ESTABLISHED connection stays.
+  CHECK(Samples(out, "sockdiag_ephemeral_port_steady_utilization_max")[""] == 1.0 / 989.0);
 
   SECTION("no reserved-ports file means nothing reserved") {
     proc.Remove("ip_local_reserved_ports");
@@ -124,6 +136,20 @@ TEST_CASE("the ports collector reads the sysctls and exports every family", "[un
     REQUIRE(collector->Collect(ctx, &again).ok());
     CHECK(Samples(again, "sockdiag_ephemeral_ports_usable")[""] == 1000);
     CHECK(Samples(again, "sockdiag_destinations")[""] == 0);  // Begin forgot the last pass.
+  }
+  SECTION("tcp_tw_reuse_delay is read when the kernel has it") {
+    proc.Set("tcp_tw_reuse", "1");
+    proc.Set("tcp_tw_reuse_delay", "20000");  // TIME_WAIT younger than 20 s still block.
+    REQUIRE(collector->Begin(ctx).ok());
+    for (int i = 0; i < 3; ++i) {
+      sink->OnSocket(
+          Tcp(kTcpTimeWait, "127.0.0.1", static_cast<uint16_t>(40100 + i), "127.0.0.2", 3306));
+    }
+    MetricFamilies again;
+    REQUIRE(collector->Collect(ctx, &again).ok());
+    CHECK(Samples(again, "sockdiag_ephemeral_port_utilization_max")[""] == 3.0 / 989.0);
+    proc.Set("tcp_tw_reuse_delay", "-1");
+    CHECK_FALSE(collector->Begin(ctx).ok());
   }
   SECTION("a missing or malformed sysctl fails Begin with a clear status") {
     proc.Set("ip_local_port_range", "40999 40000");
