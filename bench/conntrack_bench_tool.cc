@@ -33,8 +33,11 @@
 
 #include "collectors/collectors.h"
 #include "poll/poller.h"
+#include "support/system.h"
 
 namespace {
+
+using sockdiag::testing::Median;
 
 [[noreturn]] void Die(const char* what) {
   std::fprintf(stderr, "conntrack_bench_tool: %s: %s\n", what, std::strerror(errno));
@@ -119,11 +122,6 @@ double CpuSeconds() {
     return static_cast<double>(tv.tv_sec) + static_cast<double>(tv.tv_usec) / 1e6;
   };
   return sec(ru.ru_utime) + sec(ru.ru_stime);
-}
-
-double Median(std::vector<double> v) {
-  std::sort(v.begin(), v.end());
-  return v[v.size() / 2];
 }
 
 struct Samples {

@@ -48,28 +48,26 @@
 #include "netlink/inet_diag.h"
 #include "poll/poller.h"
 #include "sockdiag/collector.h"
+#include "support/http.h"
+#include "support/process.h"
+#include "support/system.h"
 #include "thread_cpu.h"
 
 namespace {
 
 using namespace sockdiag;
-
-double Median(std::vector<double> v) {
-  std::sort(v.begin(), v.end());
-  return v[v.size() / 2];
-}
+using sockdiag::testing::ChildProcess;
+using sockdiag::testing::HttpGet;
+using sockdiag::testing::Median;
+using sockdiag::testing::SetSysctl;
+using sockdiag::testing::SpawnOptions;
+using sockdiag::testing::WaitUntil;
 
 double Min(const std::vector<double>& v) { return *std::min_element(v.begin(), v.end()); }
 
 void Die(const char* what) {
   std::perror(what);
   std::exit(1);
-}
-
-void WriteSysctl(const char* path, const char* value) {
-  std::ofstream out(path);
-  out << value << "\n";
-  if (!out) Die(path);
 }
 
 sockaddr_in Addr(uint32_t host, uint16_t port) {
@@ -189,59 +187,26 @@ double SsCpu() {
          static_cast<double>(ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) * 1e-6;
 }
 
-struct Child {
-  pid_t pid = -1;
-  ~Child() {
-    if (pid > 0) {
-      kill(pid, SIGKILL);
-      waitpid(pid, nullptr, 0);
-    }
-  }
-};
-
-pid_t Spawn(const std::vector<std::string>& args) {
-  pid_t pid = fork();
-  if (pid == 0) {
-    int devnull = open("/dev/null", O_RDWR);
-    dup2(devnull, 0);
-    dup2(devnull, 1);
-    dup2(devnull, 2);
-    std::vector<char*> argv;
-    for (const auto& a : args) argv.push_back(const_cast<char*>(a.c_str()));
-    argv.push_back(nullptr);
-    execvp(argv[0], argv.data());
-    _exit(127);
-  }
-  return pid;
-}
-
-// GET http://127.0.0.1:port/path; returns the body length, -1 on failure.
-long HttpGet(uint16_t port, const char* path) {
-  int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  sockaddr_in a = Addr(0x7f000001u, port);
-  if (connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof(a)) != 0) {
-    close(fd);
-    return -1;
-  }
-  std::string req = std::string("GET ") + path + " HTTP/1.0\r\n\r\n";
-  if (write(fd, req.data(), req.size()) < 0) Die("write");
-  long total = 0;
-  char buf[65536];
-  for (ssize_t n; (n = read(fd, buf, sizeof(buf))) > 0;) total += n;
-  linger lg{1, 0};  // No TIME_WAIT from the bench itself.
-  setsockopt(fd, SOL_SOCKET, SO_LINGER, &lg, sizeof(lg));
-  close(fd);
-  return total;
-}
-
 bool WaitHttp(uint16_t port, const char* path) {
-  for (int i = 0; i < 200; ++i) {
-    if (HttpGet(port, path) > 0) return true;
-    usleep(50000);
-  }
-  return false;
+  return WaitUntil([&] { return HttpGet(port, path).status == 200; }, std::chrono::seconds(10));
 }
 
+void WriteSysctl(const char* dotted, const char* value) {
+  const std::string error = SetSysctl(dotted, value);
+  if (!error.empty()) {
+    std::fprintf(stderr, "%s\n", error.c_str());
+    std::exit(1);
+  }
+}
+
+// The exporter and node_exporter this bench starts die with it: an orphan
+// would keep the port and the fds it inherited (the heavy-run lock of
+// `flock ... bench/run.sh` among them).
+ChildProcess Start(std::vector<std::string> argv) {
+  SpawnOptions options;
+  options.die_with_parent = true;
+  return ChildProcess(std::move(argv), options);
+}
 // utime+stime of a process in seconds, from /proc/<pid>/stat.
 double ProcessCpu(pid_t pid) {
   std::ifstream in("/proc/" + std::to_string(pid) + "/stat");
@@ -400,9 +365,9 @@ int main(int argc, char** argv) {
     rl.rlim_cur = rl.rlim_max;
     setrlimit(RLIMIT_NOFILE, &rl);
   }
-  WriteSysctl("/proc/sys/net/ipv4/ip_local_port_range", "10000 65000");
-  WriteSysctl("/proc/sys/net/ipv4/tcp_max_tw_buckets", "2000000");
-  WriteSysctl("/proc/sys/net/ipv4/tcp_tw_reuse", "0");
+  WriteSysctl("net.ipv4.ip_local_port_range", "10000 65000");
+  WriteSysctl("net.ipv4.tcp_max_tw_buckets", "2000000");
+  WriteSysctl("net.ipv4.tcp_tw_reuse", "0");
 
   // The three exporter configurations measured against the floor.
   struct Variant {
@@ -431,10 +396,10 @@ int main(int argc, char** argv) {
 
   // node_exporter idles between scrapes; the exporter binary polls on its
   // own, so it runs only after a size's rounds (for its RSS).
-  Child node;
+  ChildProcess node;
   if (!node_exporter_bin.empty()) {
-    node.pid = Spawn({node_exporter_bin, "--web.listen-address=127.0.0.1:9100",
-                      "--collector.disable-defaults", "--collector.tcpstat"});
+    node = Start({node_exporter_bin, "--web.listen-address=127.0.0.1:9100",
+                  "--collector.disable-defaults", "--collector.tcpstat"});
     if (!WaitHttp(9100, "/metrics")) Die("node_exporter did not answer");
   }
 
@@ -471,20 +436,19 @@ int main(int argc, char** argv) {
       return std::string(buf);
     };
     std::string node_cpu = "n/a", rss = "n/a";
-    if (node.pid > 0) {
+    if (node.pid() > 0) {
       HttpGet(9100, "/metrics");  // Warm.
-      const double c0 = ProcessCpu(node.pid);
+      const double c0 = ProcessCpu(node.pid());
       for (int r = 0; r < repeat; ++r) HttpGet(9100, "/metrics");
-      node_cpu = std::to_string((ProcessCpu(node.pid) - c0) / repeat * 1e3).substr(0, 6) + " ms";
+      node_cpu = std::to_string((ProcessCpu(node.pid()) - c0) / repeat * 1e3).substr(0, 6) + " ms";
     }
     if (!exporter_bin.empty()) {
-      Child exporter;
-      exporter.pid =
-          Spawn({exporter_bin, "--web.listen-address=127.0.0.1:10061", "--poll.interval=200ms"});
+      ChildProcess exporter =
+          Start({exporter_bin, "--web.listen-address=127.0.0.1:10061", "--poll.interval=200ms"});
       if (!WaitHttp(10061, "/-/ready")) Die("exporter did not become ready");
       usleep(1500000);  // Several polls at this size.
       rss =
-          std::to_string(static_cast<double>(RssKiB(exporter.pid)) / 1024.0).substr(0, 5) + " MiB";
+          std::to_string(static_cast<double>(RssKiB(exporter.pid())) / 1024.0).substr(0, 5) + " MiB";
     }
     std::printf(
         "| %zu (dumped %zu, streamed %llu) | %.2f ms (%.2f) | %s | %s | %s | %.2f ms | %s | %s |\n",

@@ -105,7 +105,21 @@
 #include <unordered_set>
 #include <vector>
 
+#include "support/exposition.h"
+#include "support/http.h"
+#include "support/process.h"
+#include "support/system.h"
+
 namespace {
+
+using sockdiag::testing::ChildProcess;
+using sockdiag::testing::HttpOptions;
+using sockdiag::testing::HttpRequest;
+using sockdiag::testing::HttpResponse;
+using sockdiag::testing::ReadFile;
+using sockdiag::testing::Scrape;
+using sockdiag::testing::SetSysctl;
+using sockdiag::testing::SpawnOptions;
 
 // ---------------------------------------------------------------- basics
 
@@ -130,18 +144,9 @@ void SleepFor(double seconds) {
   std::exit(2);
 }
 
-std::string ReadFile(const std::string& path) {
-  std::ifstream in(path);
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
-}
-
-void WriteSysctl(const std::string& path, const std::string& value) {
-  std::ofstream out(path);
-  out << value << "\n";
-  out.flush();
-  if (!out) SetupError("cannot write " + path);
+void WriteSysctl(const std::string& dotted, const std::string& value) {
+  const std::string error = SetSysctl(dotted, value);
+  if (!error.empty()) SetupError(error);
 }
 
 std::string Format(const char* fmt, ...) __attribute__((format(printf, 1, 2)));
@@ -304,10 +309,10 @@ void EnterPrivateNetns() {
   close(fd);
   // 64512 ephemeral ports; no TIME_WAIT reuse and room for every TIME_WAIT
   // socket, so the population is rate x 60 s (nothing recycled or refused).
-  WriteSysctl("/proc/sys/net/ipv4/ip_local_port_range", "1024 65535");
-  WriteSysctl("/proc/sys/net/ipv4/tcp_tw_reuse", "0");
-  WriteSysctl("/proc/sys/net/ipv4/tcp_max_tw_buckets", "4000000");
-  WriteSysctl("/proc/sys/net/core/somaxconn", "65535");
+  WriteSysctl("net.ipv4.ip_local_port_range", "1024 65535");
+  WriteSysctl("net.ipv4.tcp_tw_reuse", "0");
+  WriteSysctl("net.ipv4.tcp_max_tw_buckets", "4000000");
+  WriteSysctl("net.core.somaxconn", "65535");
   rlimit rl{65536, 65536};
   if (setrlimit(RLIMIT_NOFILE, &rl) != 0) {
     getrlimit(RLIMIT_NOFILE, &rl);
@@ -458,11 +463,6 @@ class ChurnWorker {
 
 // ---------------------------------------------------------------- exposition
 
-bool IsNameStart(char c) {
-  return std::isalpha(static_cast<unsigned char>(c)) || c == '_' || c == ':';
-}
-bool IsNameChar(char c) { return IsNameStart(c) || std::isdigit(static_cast<unsigned char>(c)); }
-
 // What a scrape says about the exporter, beyond being well-formed.
 struct ScrapeValues {
   double polls_total = -1;
@@ -496,123 +496,36 @@ int StateIndex(std::string_view s) {
   return -1;
 }
 
-// Parses the Prometheus text format strictly enough that a truncated,
-// interleaved or garbled body fails. Returns "" or the first error.
-std::string ParseExposition(std::string_view body, ScrapeValues* v) {
-  if (body.empty() || body.back() != '\n') return "body empty or not newline-terminated";
-  std::unordered_set<std::string_view> series;
-  std::unordered_set<std::string_view> typed;
-  size_t pos = 0, line_no = 0;
-  while (pos < body.size()) {
-    const size_t eol = body.find('\n', pos);
-    const std::string_view line = body.substr(pos, eol - pos);
-    pos = eol + 1;
-    ++line_no;
-    auto err = [&](const char* what) {
-      return Format("line %zu: %s: \"%.80s\"", line_no, what, std::string(line).c_str());
-    };
-    if (line.empty()) continue;
-    if (line[0] == '#') {
-      const bool help = line.rfind("# HELP ", 0) == 0, type = line.rfind("# TYPE ", 0) == 0;
-      if (!help && !type) continue;
-      size_t i = 7;
-      if (i >= line.size() || !IsNameStart(line[i])) return err("bad metric name in comment");
-      while (i < line.size() && IsNameChar(line[i])) ++i;
-      const std::string_view name = line.substr(7, i - 7);
-      if (type) {
-        if (i >= line.size() || line[i] != ' ') return err("TYPE without type");
-        const std::string_view t = line.substr(i + 1);
-        if (t != "counter" && t != "gauge" && t != "summary" && t != "histogram" &&
-            t != "untyped") {
-          return err("unknown type");
-        }
-        if (!typed.insert(name).second) return err("family typed twice");
-      } else if (i < line.size() && line[i] != ' ') {
-        return err("bad HELP");
-      }
-      continue;
-    }
-    size_t i = 0;
-    if (!IsNameStart(line[0])) return err("bad metric name");
-    while (i < line.size() && IsNameChar(line[i])) ++i;
-    const std::string_view name = line.substr(0, i);
-    std::string_view family_label, state_label, collector_label;
-    if (i < line.size() && line[i] == '{') {
-      ++i;
-      while (true) {
-        if (i < line.size() && line[i] == '}') break;
-        const size_t ls = i;
-        if (i >= line.size() ||
-            !(std::isalpha(static_cast<unsigned char>(line[i])) || line[i] == '_')) {
-          return err("bad label name");
-        }
-        while (i < line.size() &&
-               (std::isalnum(static_cast<unsigned char>(line[i])) || line[i] == '_'))
-          ++i;
-        const std::string_view lname = line.substr(ls, i - ls);
-        if (i + 1 >= line.size() || line[i] != '=' || line[i + 1] != '"') return err("bad label");
-        i += 2;
-        const size_t vs = i;
-        while (i < line.size() && line[i] != '"') {
-          if (line[i] == '\\') {
-            if (i + 1 >= line.size() ||
-                (line[i + 1] != '\\' && line[i + 1] != '"' && line[i + 1] != 'n')) {
-              return err("bad escape");
-            }
-            ++i;
-          }
-          ++i;
-        }
-        if (i >= line.size()) return err("unterminated label value");
-        const std::string_view lvalue = line.substr(vs, i - vs);
-        ++i;
-        if (lname == "family") family_label = lvalue;
-        if (lname == "state") state_label = lvalue;
-        if (lname == "collector") collector_label = lvalue;
-        if (i < line.size() && line[i] == ',') {
-          ++i;
-          continue;
-        }
-        if (i < line.size() && line[i] == '}') break;
-        return err("bad label separator");
-      }
-      ++i;  // '}'
-    }
-    const std::string_view key = line.substr(0, i);
-    if (i >= line.size() || line[i] != ' ') return err("no value");
-    while (i < line.size() && line[i] == ' ') ++i;
-    size_t ve = line.find(' ', i);
-    const std::string value_text(line.substr(i, ve == std::string_view::npos ? ve : ve - i));
-    char* end = nullptr;
-    const double value = std::strtod(value_text.c_str(), &end);
-    if (value_text.empty() || *end != '\0') return err("bad value");
-    if (ve != std::string_view::npos) {  // Optional timestamp: an integer.
-      std::string_view ts = line.substr(ve + 1);
-      if (ts.empty() || ts.find_first_not_of("-0123456789") != std::string_view::npos) {
-        return err("bad timestamp");
-      }
-    }
-    if (!series.insert(key).second) return err("duplicate series");
-    ++v->samples;
-    if (name == "sockdiag_polls_total") {
-      v->polls_total = value;
-    } else if (name == "sockdiag_last_poll_timestamp_seconds") {
-      v->last_poll_ts = value;
-    } else if (name == "sockdiag_poll_duration_seconds") {
-      v->poll_duration = value;
-    } else if (name == "sockdiag_polls_skipped_total") {
-      v->polls_skipped = value;
-    } else if (name == "sockdiag_netlink_dump_interrupted_total") {
-      v->dump_interrupted = value;
-    } else if (name == "sockdiag_tcp_sockets") {
-      const int s = StateIndex(state_label);
-      const int f = family_label == "ipv4" ? 0 : family_label == "ipv6" ? 1 : -1;
-      if (s < 0 || f < 0) return err("unknown family or state");
-      v->tcp[f][s] = value;
-      ++v->tcp_series;
-    } else if (name == "sockdiag_collector_success") {
-      ++v->collectors;
-      if (value != 1) v->failing_collectors += std::string(collector_label) + " ";
+// Parses a scrape (tests/support: strictly enough that a truncated,
+// interleaved or garbled body fails) and reads what the checks need.
+// Returns "" or the first error.
+std::string ReadScrape(const std::string& body, ScrapeValues* v) {
+  std::string error;
+  const Scrape s = Scrape::Parse(body, &error);
+  if (!error.empty()) return error;
+  v->samples = s.size();
+  auto one = [&s](const char* name) { return s.Get(name).value_or(-1); };
+  v->polls_total = one("sockdiag_polls_total");
+  v->last_poll_ts = one("sockdiag_last_poll_timestamp_seconds");
+  v->poll_duration = one("sockdiag_poll_duration_seconds");
+  v->polls_skipped = one("sockdiag_polls_skipped_total");
+  v->dump_interrupted = one("sockdiag_netlink_dump_interrupted_total");
+  for (const auto& [labels, value] : s.All("sockdiag_tcp_sockets")) {
+    const auto family = labels.find("family"), state = labels.find("state");
+    const int st = state == labels.end() ? -1 : StateIndex(state->second);
+    const int f = family == labels.end() ? -1
+                  : family->second == "ipv4" ? 0
+                  : family->second == "ipv6" ? 1
+                                             : -1;
+    if (st < 0 || f < 0) return "sockdiag_tcp_sockets: unknown family or state";
+    v->tcp[f][st] = value;
+    ++v->tcp_series;
+  }
+  for (const auto& [labels, value] : s.All("sockdiag_collector_success")) {
+    ++v->collectors;
+    if (value != 1) {
+      const auto c = labels.find("collector");
+      v->failing_collectors += (c == labels.end() ? std::string("?") : c->second) + " ";
     }
   }
   if (v->polls_total < 0 || v->last_poll_ts < 0 || v->poll_duration < 0 ||
@@ -668,38 +581,24 @@ ScrapeResult Get(const Addr& to, const char* path, bool gzip, bool metrics) {
   ScrapeResult r;
   const double t0 = Now();
   g_tw_started.fetch_add(1);
-  int fd = socket(to.family, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  timeval tv{10, 0};
-  setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
-  setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
-  std::string resp;
-  if (fd < 0 || connect(fd, reinterpret_cast<const sockaddr*>(&to.ss), to.len) != 0) {
-    r.error = std::string("connect: ") + std::strerror(errno);
-  } else {
-    const std::string req = std::string("GET ") + path +
-                            " HTTP/1.1\r\nHost: soak\r\nUser-Agent: sockdiag_soak\r\n" +
-                            (gzip ? "Accept-Encoding: gzip\r\n" : "") + "Connection: close\r\n\r\n";
-    if (write(fd, req.data(), req.size()) != static_cast<ssize_t>(req.size())) {
-      r.error = std::string("write: ") + std::strerror(errno);
-    } else {
-      char buf[65536];
-      ssize_t n;
-      while ((n = read(fd, buf, sizeof(buf))) > 0) resp.append(buf, static_cast<size_t>(n));
-      if (n < 0) r.error = std::string("read: ") + std::strerror(errno);
-    }
-  }
-  if (fd >= 0) close(fd);
+  HttpOptions options;
+  options.extra_headers =
+      std::string("User-Agent: sockdiag_soak\r\n") + (gzip ? "Accept-Encoding: gzip\r\n" : "");
+  options.abort = false;  // A normal close: counted as a TIME_WAIT birth above.
+  const HttpResponse resp = HttpRequest(to.ss, to.len, path, options);
   g_tw_done.fetch_add(1);
   r.seconds = Now() - t0;
-  if (!r.error.empty()) return r;
-  const size_t hend = resp.find("\r\n\r\n");
-  if (resp.rfind("HTTP/1.1 200 ", 0) != 0 || hend == std::string::npos) {
-    r.error = "not HTTP 200: \"" + resp.substr(0, std::min<size_t>(resp.size(), 40)) + "\"";
+  if (!resp.error.empty()) {
+    r.error = resp.error;
     return r;
   }
-  std::string headers = resp.substr(0, hend + 2);
+  if (resp.status != 200) {
+    r.error = "not HTTP 200: " + std::to_string(resp.status);
+    return r;
+  }
+  std::string headers = resp.headers;
   for (auto& ch : headers) ch = static_cast<char>(std::tolower(static_cast<unsigned char>(ch)));
-  const std::string_view body = std::string_view(resp).substr(hend + 4);
+  const std::string& body = resp.body;
   const size_t cl = headers.find("\r\ncontent-length: ");
   if (cl == std::string::npos ||
       std::strtoul(headers.c_str() + cl + 18, nullptr, 10) != body.size()) {
@@ -722,7 +621,7 @@ ScrapeResult Get(const Addr& to, const char* path, bool gzip, bool metrics) {
     if (!r.error.empty()) return r;
   }
   g_scrape_bytes.fetch_add(gzipped ? inflated.size() : body.size(), std::memory_order_relaxed);
-  r.error = ParseExposition(gzipped ? inflated : body, &r.values);
+  r.error = ReadScrape(gzipped ? inflated : body, &r.values);
   return r;
 }
 
@@ -1075,47 +974,26 @@ void Check(const Options& o, const Sampler& sampler, const ScrapeResult& fresh, 
 
 // ---------------------------------------------------------------- exporter
 
-pid_t SpawnExporter(const Options& o) {
+ChildProcess SpawnExporter(const Options& o) {
   std::vector<std::string> args = {o.exporter,
                                    "--web.listen-address=:" + std::to_string(kExporterPort),
                                    "--poll.interval=" + o.poll_interval};
   args.insert(args.end(), o.exporter_args.begin(), o.exporter_args.end());
-  std::vector<char*> argv;
-  for (auto& a : args) argv.push_back(a.data());
-  argv.push_back(nullptr);
-  const int log = open(o.exporter_log.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-  if (log < 0) SetupError("cannot open " + o.exporter_log);
-  const pid_t parent = getpid();
-  pid_t pid = fork();
-  if (pid == 0) {
-    prctl(PR_SET_PDEATHSIG, SIGKILL);  // Never outlive the soak.
-    if (getppid() != parent) _exit(127);
-    int devnull = open("/dev/null", O_RDONLY);
-    dup2(devnull, 0);
-    dup2(log, 1);
-    dup2(log, 2);
-    execv(argv[0], argv.data());
-    _exit(127);
-  }
-  close(log);
-  return pid;
+  SpawnOptions options;
+  options.output = o.exporter_log;
+  options.die_with_parent = true;  // Never outlive the soak.
+  ChildProcess exporter(args, options);
+  if (exporter.pid() < 0) SetupError("cannot start " + o.exporter);
+  return exporter;
 }
 
-// 0 when it exited 0 within 10 s of SIGTERM; describes the outcome otherwise.
-std::string StopExporter(pid_t pid) {
-  kill(pid, SIGTERM);
-  int status = 0;
-  for (int i = 0; i < 200; ++i) {
-    if (waitpid(pid, &status, WNOHANG) == pid) {
-      if (WIFEXITED(status) && WEXITSTATUS(status) == 0) return "";
-      return WIFSIGNALED(status) ? Format("killed by signal %d", WTERMSIG(status))
-                                 : Format("exit status %d", WEXITSTATUS(status));
-    }
-    SleepFor(0.05);
-  }
-  kill(pid, SIGKILL);
-  waitpid(pid, &status, 0);
-  return "did not exit within 10 s of SIGTERM";
+// "" when it exited 0 within 10 s of SIGTERM; describes the outcome otherwise.
+std::string StopExporter(ChildProcess* exporter) {
+  const int status = exporter->Terminate(std::chrono::seconds(10));
+  if (status == 0) return "";
+  if (status < 0) return "did not exit within 10 s of SIGTERM";
+  return status >= 128 ? Format("killed by signal %d", status - 128)
+                       : Format("exit status %d", status);
 }
 
 // ---------------------------------------------------------------- the run
@@ -1217,7 +1095,7 @@ class Soak {
     load_start_ = LoadAvg();
     exporter_ = SpawnExporter(o_);
     if (!WaitReady()) {
-      kill(exporter_, SIGKILL);
+      kill(exporter_.pid(), SIGKILL);
       SetupError("exporter not ready within 10 s (log: " + o_.exporter_log + ")");
     }
     start_ = Now();
@@ -1265,7 +1143,8 @@ class Soak {
       s.t = Now();
       s.conns = g_conn_closed.load();
       s.scrapes = g_scrapes.load();
-      if (!SampleProcess(exporter_, &s) || waitpid(exporter_, nullptr, WNOHANG) == exporter_) {
+      if (!SampleProcess(exporter_.pid(), &s) ||
+          exporter_.Wait(std::chrono::milliseconds(0)) != -1) {
         exporter_died_ = true;
         g_failures.Add("exporter process died");
         g_stop = true;
@@ -1307,7 +1186,7 @@ class Soak {
     end_ = Now();
     g_stop = true;
     for (auto& t : threads_) t.join();
-    if (!exporter_died_) exit_outcome_ = StopExporter(exporter_);
+    if (!exporter_died_) exit_outcome_ = StopExporter(&exporter_);
     if (!exit_outcome_.empty()) g_failures.Add("exporter on SIGTERM: " + exit_outcome_);
     load_end_ = LoadAvg();
   }
@@ -1441,7 +1320,7 @@ class Soak {
   const Options& o_;
   std::vector<Flow> flows_;
   const Addr checker_ = V4(0x7f0001ffu, kExporterPort);  // 127.0.1.255
-  pid_t exporter_ = -1;
+  ChildProcess exporter_;
   double start_ = 0, end_ = 0;
   std::string load_start_, load_end_, exit_outcome_;
   Sampler sampler_;

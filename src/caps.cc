@@ -1,6 +1,7 @@
 #include "caps.h"
 
 #include "flags.h"
+#include "sockdiag/collector.h"
 #include "sockdiag/log.h"
 
 namespace sockdiag {
@@ -51,10 +52,6 @@ constexpr const char* kNames[] = {
 };
 constexpr int kKnown = static_cast<int>(sizeof(kNames) / sizeof(kNames[0]));
 
-// Collectors that talk ctnetlink: the kernel refuses its dumps without
-// CAP_NET_ADMIN in the namespace's owning user namespace.
-constexpr const char* kNetAdminCollectors[] = {"conntrack", "conntrack_table"};
-
 bool Holds(uint64_t set, int cap) { return cap >= 0 && cap < 64 && ((set >> cap) & 1) != 0; }
 
 std::string Join(const std::vector<std::string>& v, const char* sep) {
@@ -78,8 +75,13 @@ std::string CapabilityName(int cap) {
 
 std::map<int, std::vector<std::string>> NeededCapabilities(const Config& config) {
   std::map<int, std::vector<std::string>> needed;
-  for (const char* c : kNetAdminCollectors) {
-    if (config.IsEnabled(c)) needed[kCapNetAdmin].push_back(std::string("collector.") + c);
+  for (const auto& info : AllCollectors()) {
+    if (!config.IsEnabled(info.name)) continue;
+    for (int cap = 0; cap < 64; ++cap) {
+      if (Holds(info.capabilities, cap)) {
+        needed[cap].push_back(std::string("collector.") + info.name);
+      }
+    }
   }
   if (config.netns_mode == NetnsMode::kPods) {
     needed[kCapSysAdmin].push_back("netns.mode=pods");

@@ -3,7 +3,8 @@
 //
 // Least privilege per feature (see docs/security.md):
 //   sockets, sysctl, netstat collectors      -> none
-//   conntrack, conntrack_table collectors    -> CAP_NET_ADMIN (ctnetlink dumps)
+//   conntrack, conntrack_table collectors    -> CAP_NET_ADMIN (ctnetlink dumps;
+//                                               CollectorInfo::capabilities)
 //   --netns.mode=pods                        -> CAP_SYS_ADMIN (setns) and
 //                                               CAP_SYS_PTRACE (open other
 //                                               processes' /proc/PID/ns/net)

@@ -3,33 +3,27 @@
 #include <arpa/inet.h>
 
 #include <charconv>
+#include <cstdio>
 #include <functional>
 #include <limits>
 #include <map>
 
+#include "proc/duration.h"
 #include "proc/proc_parsers.h"
 #include "sockdiag/collector.h"
+#include "sockdiag/version.h"
 
 namespace sockdiag {
 namespace {
 
-using Setter = std::function<Status(std::string_view value, Config* config)>;
-
-struct FlagSpec {
-  const char* name;
-  const char* placeholder;  // nullptr for boolean flags (--x / --no-x).
-  const char* help;
-  const char* default_text;
-  Setter set;
-};
+std::string Quoted(std::string_view v) { return "\"" + std::string(v) + "\""; }
 
 Status ParseIntFlag(std::string_view flag, std::string_view v, long long min, long long max,
                     long long* out) {
   long long x = 0;
   auto [ptr, ec] = std::from_chars(v.data(), v.data() + v.size(), x);
   if (ec != std::errc() || ptr != v.data() + v.size() || v.empty()) {
-    return Status::InvalidArgument("--" + std::string(flag) + ": invalid number \"" +
-                                   std::string(v) + "\"");
+    return Status::InvalidArgument("--" + std::string(flag) + ": invalid number " + Quoted(v));
   }
   if (x < min || x > max) {
     return Status::InvalidArgument("--" + std::string(flag) + ": " + std::string(v) +
@@ -40,186 +34,216 @@ Status ParseIntFlag(std::string_view flag, std::string_view v, long long min, lo
   return Status::Ok();
 }
 
+// Builders of the common kinds of flags: each reads and shows one Config
+// field, so a flag's default is the field's initialiser in config.h.
 template <typename T>
-Setter IntSetter(const char* flag, T Config::*field, long long min, long long max) {
-  return [flag, field, min, max](std::string_view v, Config* c) {
-    long long x = 0;
-    Status s = ParseIntFlag(flag, v, min, max, &x);
-    if (s.ok()) c->*field = static_cast<T>(x);
-    return s;
-  };
+FlagSpec IntFlag(const char* name, const char* placeholder, const char* help, T Config::*field,
+                 long long min, long long max) {
+  return {name, placeholder, help,
+          [name, field, min, max](std::string_view v, Config* c) {
+            long long x = 0;
+            Status s = ParseIntFlag(name, v, min, max, &x);
+            if (s.ok()) c->*field = static_cast<T>(x);
+            return s;
+          },
+          [field](const Config& c) { return std::to_string(c.*field); }};
 }
 
-// A duration flag; with bounds, values outside [min, max] are refused.
-Setter DurationSetter(const char* flag, std::chrono::milliseconds Config::*field,
+FlagSpec DurationFlag(const char* name, const char* help,
+                      std::chrono::milliseconds Config::*field,
                       std::chrono::milliseconds min = std::chrono::milliseconds::zero(),
                       std::chrono::milliseconds max = std::chrono::milliseconds::max()) {
-  return [flag, field, min, max](std::string_view v, Config* c) {
-    auto d = ParseDuration(v);
-    if (!d.ok()) {
-      return Status::InvalidArgument("--" + std::string(flag) + ": " + d.status().context());
-    }
-    if (d.value() < min || d.value() > max) {
-      auto text = [](std::chrono::milliseconds ms) {
-        return ms.count() % 1000 == 0 ? std::to_string(ms.count() / 1000) + "s"
-                                      : std::to_string(ms.count()) + "ms";
-      };
-      return Status::InvalidArgument("--" + std::string(flag) + ": " + std::string(v) +
-                                     " is out of range [" + text(min) + ", " + text(max) + "]");
-    }
-    c->*field = d.value();
-    return Status::Ok();
-  };
+  return {name, "DURATION", help,
+          [name, field, min, max](std::string_view v, Config* c) {
+            auto d = ParseDuration(v);
+            if (!d.ok()) {
+              return Status::InvalidArgument("--" + std::string(name) + ": " +
+                                             d.status().context());
+            }
+            if (d.value() < min || d.value() > max) {
+              return Status::InvalidArgument("--" + std::string(name) + ": " + std::string(v) +
+                                             " is out of range [" + FormatDuration(min) + ", " +
+                                             FormatDuration(max) + "]");
+            }
+            c->*field = d.value();
+            return Status::Ok();
+          },
+          [field](const Config& c) { return FormatDuration(c.*field); }};
 }
 
-Setter BoolSetter(bool Config::*field) {
-  return [field](std::string_view v, Config* c) {
-    c->*field = (v == "true");
-    return Status::Ok();
-  };
+FlagSpec BoolFlag(const char* name, const char* help, bool Config::*field) {
+  return {name, nullptr, help,
+          [field](std::string_view v, Config* c) {
+            c->*field = (v == "true");
+            return Status::Ok();
+          },
+          [field](const Config& c) { return std::string(c.*field ? "true" : "false"); }};
+}
+
+// A string flag; `check` (may be null) rejects values with a message.
+FlagSpec StringFlag(const char* name, const char* placeholder, const char* help,
+                    std::string Config::*field,
+                    Status (*check)(std::string_view name, std::string_view v) = nullptr) {
+  return {name, placeholder, help,
+          [name, field, check](std::string_view v, Config* c) {
+            if (check != nullptr) {
+              Status s = check(name, v);
+              if (!s.ok()) return s;
+            }
+            c->*field = std::string(v);
+            return Status::Ok();
+          },
+          [field](const Config& c) { return c.*field; }};
+}
+
+// A flag choosing among named values of an enum field.
+template <typename E>
+FlagSpec ChoiceFlag(const char* name, const char* placeholder, const char* help, E Config::*field,
+                    std::vector<std::pair<const char*, E>> choices) {
+  return {name, placeholder, help,
+          [name, field, choices](std::string_view v, Config* c) {
+            std::string names;
+            for (size_t i = 0; i < choices.size(); ++i) {
+              if (v == choices[i].first) {
+                c->*field = choices[i].second;
+                return Status::Ok();
+              }
+              names += std::string(i == 0 ? "" : i + 1 == choices.size() ? " or " : ", ") +
+                       choices[i].first;
+            }
+            return Status::InvalidArgument("--" + std::string(name) + ": must be " + names +
+                                           ", got " + Quoted(v));
+          },
+          [field, choices](const Config& c) {
+            for (const auto& [text, value] : choices) {
+              if (c.*field == value) return std::string(text);
+            }
+            return std::string();
+          }};
 }
 
 const std::vector<FlagSpec>& Specs() {
   static const std::vector<FlagSpec> kSpecs = {
-      {"web.listen-address", "ADDRESS", "Address on which to expose metrics and the web pages.",
-       ":10061",
-       [](std::string_view v, Config* c) {
-         auto a = ParseListenAddress(v);
-         if (!a.ok()) return Status::InvalidArgument("--web.listen-address: " + a.status().context());
-         c->listen_address = std::string(v);
-         return Status::Ok();
-       }},
-      {"web.telemetry-path", "PATH", "Path under which to expose metrics.", "/metrics",
-       [](std::string_view v, Config* c) {
-         if (v.empty() || v[0] != '/' || v == "/" || v.find_first_of(" ?#") != v.npos) {
-           return Status::InvalidArgument("--web.telemetry-path: must start with / and not be / (got \"" +
-                                          std::string(v) + "\")");
-         }
-         c->telemetry_path = std::string(v);
-         return Status::Ok();
-       }},
-      {"web.max-requests", "N",
-       "Maximum number of requests served at once; the excess gets 503.", "40",
-       IntSetter("web.max-requests", &Config::web_max_requests, 1, 10000)},
-      {"web.config.file", "FILE", "Web config file (TLS, basic auth) in exporter-toolkit format.",
-       "",
-       [](std::string_view v, Config* c) {
-         c->web_config_file = std::string(v);
-         return Status::Ok();
-       }},
-      {"poll.interval", "DURATION",
-       "Time between polls of the kernel; scrapes serve the last poll's snapshot.", "15s",
-       DurationSetter("poll.interval", &Config::poll_interval)},
-      {"path.procfs", "PATH", "procfs mountpoint.", "/proc",
-       [](std::string_view v, Config* c) {
-         if (v.empty()) return Status::InvalidArgument("--path.procfs: must not be empty");
-         c->procfs = std::string(v);
-         return Status::Ok();
-       }},
+      StringFlag("web.listen-address", "ADDRESS",
+                 "Address on which to expose metrics and the web pages.", &Config::listen_address,
+                 [](std::string_view, std::string_view v) {
+                   auto a = ParseListenAddress(v);
+                   if (!a.ok()) {
+                     return Status::InvalidArgument("--web.listen-address: " +
+                                                    a.status().context());
+                   }
+                   return Status::Ok();
+                 }),
+      StringFlag("web.telemetry-path", "PATH", "Path under which to expose metrics.",
+                 &Config::telemetry_path,
+                 [](std::string_view, std::string_view v) {
+                   if (v.empty() || v[0] != '/' || v == "/" || v.find_first_of(" ?#") != v.npos) {
+                     return Status::InvalidArgument(
+                         "--web.telemetry-path: must start with / and not be / (got " + Quoted(v) +
+                         ")");
+                   }
+                   return Status::Ok();
+                 }),
+      IntFlag("web.max-requests", "N",
+              "Maximum number of requests served at once; the excess gets 503.",
+              &Config::web_max_requests, 1, 10000),
+      StringFlag("web.config.file", "FILE",
+                 "Web config file (TLS, basic auth) in exporter-toolkit format.",
+                 &Config::web_config_file),
+      DurationFlag("poll.interval",
+                   "Time between polls of the kernel; scrapes serve the last poll's snapshot.",
+                   &Config::poll_interval),
+      StringFlag("path.procfs", "PATH", "procfs mountpoint.", &Config::procfs,
+                 [](std::string_view, std::string_view v) {
+                   if (v.empty()) return Status::InvalidArgument("--path.procfs: must not be empty");
+                   return Status::Ok();
+                 }),
       {"collector.sysctl.include", "NAME",
-       "Extra sysctl to export by dotted name (repeatable), e.g. net.ipv4.tcp_keepalive_time.", "",
+       "Extra sysctl to export by dotted name (repeatable), e.g. net.ipv4.tcp_keepalive_time.",
        [](std::string_view v, Config* c) {
          if (v.empty() || v.find('/') != v.npos || v.find("..") != v.npos || v.front() == '.') {
-           return Status::InvalidArgument("--collector.sysctl.include: invalid sysctl name \"" +
-                                          std::string(v) + "\"");
+           return Status::InvalidArgument("--collector.sysctl.include: invalid sysctl name " +
+                                          Quoted(v));
          }
          c->sysctl_include.emplace_back(v);
          return Status::Ok();
-       }},
-      {"ports.top-destinations", "K",
-       "Destinations exported with per-destination series (0 disables).", "10",
-       IntSetter("ports.top-destinations", &Config::ports_top_destinations, 0, 10000)},
-      {"ports.top-services", "K", "Service ports exported per direction (the rest is \"other\").",
-       "20", IntSetter("ports.top-services", &Config::ports_top_services, 0, 10000)},
-      {"ports.max-listeners", "N", "Listeners exported with queue metrics, largest queue first.",
-       "64", IntSetter("ports.max-listeners", &Config::ports_max_listeners, 0, 100000)},
-      {"ports.max-destinations", "N",
-       "Distinct destinations tracked per poll; more are counted as dropped.", "100000",
-       IntSetter("ports.max-destinations", &Config::ports_max_destinations, 1, 10000000)},
-      {"ports.rate-window", "DURATION",
-       "Window of the per-destination close rate (TIME_WAIT closed within it), 1s to 60s.",
-       "10s",
-       DurationSetter("ports.rate-window", &Config::ports_rate_window, std::chrono::seconds(1),
-                      std::chrono::seconds(60))},
-      {"conntrack.dump-interval", "DURATION",
-       "Time between full conntrack table dumps (conntrack_table collector).", "60s",
-       DurationSetter("conntrack.dump-interval", &Config::conntrack_dump_interval)},
-      {"conntrack.max-entries", "N", "Conntrack entries read per table dump at most.", "1000000",
-       IntSetter("conntrack.max-entries", &Config::conntrack_max_entries, 1, 1000000000)},
-      {"conntrack.top-snat", "K", "SNAT tuples exported with per-tuple series (0 disables).", "10",
-       IntSetter("conntrack.top-snat", &Config::conntrack_top_snat, 0, 10000)},
+       },
+       nullptr},
+      IntFlag("ports.top-destinations", "K",
+              "Destinations exported with per-destination series (0 disables).",
+              &Config::ports_top_destinations, 0, 10000),
+      IntFlag("ports.top-services", "K",
+              "Service ports exported per direction (the rest is \"other\").",
+              &Config::ports_top_services, 0, 10000),
+      IntFlag("ports.max-listeners", "N",
+              "Listeners exported with queue metrics, largest queue first.",
+              &Config::ports_max_listeners, 0, 100000),
+      IntFlag("ports.max-destinations", "N",
+              "Distinct destinations tracked per poll; more are counted as dropped.",
+              &Config::ports_max_destinations, 1, 10000000),
+      DurationFlag("ports.rate-window",
+                   "Window of the per-destination close rate (TIME_WAIT closed within it), 1s to "
+                   "60s.",
+                   &Config::ports_rate_window, std::chrono::seconds(1), std::chrono::seconds(60)),
+      DurationFlag("conntrack.dump-interval",
+                   "Time between full conntrack table dumps (conntrack_table collector).",
+                   &Config::conntrack_dump_interval),
+      IntFlag("conntrack.max-entries", "N", "Conntrack entries read per table dump at most.",
+              &Config::conntrack_max_entries, 1, 1000000000),
+      IntFlag("conntrack.top-snat", "K",
+              "SNAT tuples exported with per-tuple series (0 disables).",
+              &Config::conntrack_top_snat, 0, 10000),
       {"conntrack.nat-port-range", "LOW-HIGH",
-       "Source ports SNAT/MASQUERADE may use, when the rule sets none.", "1024-65535",
+       "Source ports SNAT/MASQUERADE may use, when the rule sets none.",
        [](std::string_view v, Config* c) {
          auto ranges = ParsePortRanges(v);
          if (!ranges.ok() || ranges.value().size() != 1 || ranges.value()[0].first == 0) {
-           return Status::InvalidArgument("--conntrack.nat-port-range: expected LOW-HIGH, got \"" +
-                                          std::string(v) + "\"");
+           return Status::InvalidArgument("--conntrack.nat-port-range: expected LOW-HIGH, got " +
+                                          Quoted(v));
          }
          c->conntrack_nat_port_low = ranges.value()[0].first;
          c->conntrack_nat_port_high = ranges.value()[0].last;
          return Status::Ok();
+       },
+       [](const Config& c) {
+         return std::to_string(c.conntrack_nat_port_low) + "-" +
+                std::to_string(c.conntrack_nat_port_high);
        }},
-      {"netns.mode", "MODE",
-       "Namespaces to poll: self (the exporter's own) or pods (every network namespace found in "
-       "procfs).",
-       "self",
-       [](std::string_view v, Config* c) {
-         if (v == "self") {
-           c->netns_mode = NetnsMode::kSelf;
-         } else if (v == "pods") {
-           c->netns_mode = NetnsMode::kPods;
-         } else {
-           return Status::InvalidArgument("--netns.mode: must be self or pods, got \"" +
-                                          std::string(v) + "\"");
-         }
-         return Status::Ok();
-       }},
-      {"netns.max", "N", "Network namespaces polled at most (pods mode).", "256",
-       IntSetter("netns.max", &Config::netns_max, 1, 100000)},
-      {"netns.include-host", nullptr, "Also poll the host namespace in pods mode.", "true",
-       BoolSetter(&Config::netns_include_host)},
-      {"netns.run-dir", "DIR",
-       "Directory of named network namespaces, polled in pods mode when present.",
-       "/var/run/netns",
-       [](std::string_view v, Config* c) {
-         c->netns_run_dir = std::string(v);
-         return Status::Ok();
-       }},
-      {"log.level", "LEVEL", "Only log messages with this severity or above: debug, info, warn, error.",
-       "info",
-       [](std::string_view v, Config* c) {
-         static const std::map<std::string_view, LogLevel> kLevels = {
-             {"debug", LogLevel::kDebug}, {"info", LogLevel::kInfo},
-             {"warn", LogLevel::kWarn},   {"error", LogLevel::kError}};
-         auto it = kLevels.find(v);
-         if (it == kLevels.end()) {
-           return Status::InvalidArgument("--log.level: must be debug, info, warn or error, got \"" +
-                                          std::string(v) + "\"");
-         }
-         c->log_level = it->second;
-         return Status::Ok();
-       }},
-      {"log.format", "FORMAT", "Log format: logfmt or json.", "logfmt",
-       [](std::string_view v, Config* c) {
-         if (v == "logfmt") {
-           c->log_format = LogFormat::kLogfmt;
-         } else if (v == "json") {
-           c->log_format = LogFormat::kJson;
-         } else {
-           return Status::InvalidArgument("--log.format: must be logfmt or json, got \"" +
-                                          std::string(v) + "\"");
-         }
-         return Status::Ok();
-       }},
-      {"debug.dump-netlink", "DIR",
-       "Append every raw netlink reply to files in DIR (for recording test fixtures).", "",
-       [](std::string_view v, Config* c) {
-         c->dump_netlink_dir = std::string(v);
-         return Status::Ok();
-       }},
+      ChoiceFlag<NetnsMode>("netns.mode", "MODE",
+                            "Namespaces to poll: self (the exporter's own) or pods (every "
+                            "network namespace found in procfs).",
+                            &Config::netns_mode,
+                            {{"self", NetnsMode::kSelf}, {"pods", NetnsMode::kPods}}),
+      IntFlag("netns.max", "N", "Network namespaces polled at most (pods mode).",
+              &Config::netns_max, 1, 100000),
+      BoolFlag("netns.include-host", "Also poll the host namespace in pods mode.",
+               &Config::netns_include_host),
+      StringFlag("netns.run-dir", "DIR",
+                 "Directory of named network namespaces, polled in pods mode when present.",
+                 &Config::netns_run_dir),
+      ChoiceFlag<LogLevel>(
+          "log.level", "LEVEL",
+          "Only log messages with this severity or above: debug, info, warn, error.",
+          &Config::log_level,
+          {{"debug", LogLevel::kDebug},
+           {"info", LogLevel::kInfo},
+           {"warn", LogLevel::kWarn},
+           {"error", LogLevel::kError}}),
+      ChoiceFlag<LogFormat>("log.format", "FORMAT", "Log format: logfmt or json.",
+                            &Config::log_format,
+                            {{"logfmt", LogFormat::kLogfmt}, {"json", LogFormat::kJson}}),
+      StringFlag("debug.dump-netlink", "DIR",
+                 "Append every raw netlink reply to files in DIR (for recording test fixtures).",
+                 &Config::dump_netlink_dir),
   };
   return kSpecs;
+}
+
+const FlagSpec* FindSpec(std::span<const FlagSpec> specs, std::string_view name) {
+  for (const auto& s : specs) {
+    if (name == s.name) return &s;
+  }
+  return nullptr;
 }
 
 const CollectorInfo* FindCollector(std::string_view name) {
@@ -232,41 +256,21 @@ const CollectorInfo* FindCollector(std::string_view name) {
 }  // namespace
 
 Result<std::chrono::milliseconds> ParseDuration(std::string_view text) {
-  if (text.empty()) return Status::InvalidArgument("empty duration");
+  auto d = ParseGoDuration(text);
+  if (!d.ok()) return d.status();
   const std::string quoted = "\"" + std::string(text) + "\"";
-  long double total_ms = 0;
-  size_t i = 0;
-  while (i < text.size()) {
-    long long n = 0;
-    auto [ptr, ec] = std::from_chars(text.data() + i, text.data() + text.size(), n);
-    if (ec != std::errc() || n < 0) {
-      return Status::InvalidArgument("invalid duration " + quoted +
-                                     " (want a positive value like 15s, 1m or 500ms)");
-    }
-    i = static_cast<size_t>(ptr - text.data());
-    std::string_view rest = text.substr(i);
-    long double unit;
-    size_t len;
-    if (rest.starts_with("ms")) {
-      unit = 1, len = 2;
-    } else if (rest.starts_with("s")) {
-      unit = 1000, len = 1;
-    } else if (rest.starts_with("m")) {
-      unit = 60000, len = 1;
-    } else if (rest.starts_with("h")) {
-      unit = 3600000, len = 1;
-    } else {
-      return Status::InvalidArgument("invalid duration " + quoted + ": missing or unknown unit " +
-                                     "(ms, s, m, h)");
-    }
-    total_ms += static_cast<long double>(n) * unit;
-    i += len;
+  if (d.value() < std::chrono::milliseconds(1)) {
+    return Status::InvalidArgument("duration " + quoted + " must be 1ms or more");
   }
-  if (total_ms <= 0) return Status::InvalidArgument("duration " + quoted + " must be positive");
-  if (total_ms > 24.0L * 3600000) {
+  if (d.value() > std::chrono::hours(24)) {
     return Status::InvalidArgument("duration " + quoted + " is longer than 24h");
   }
-  return std::chrono::milliseconds(static_cast<long long>(total_ms));
+  return std::chrono::duration_cast<std::chrono::milliseconds>(d.value());
+}
+
+std::string FormatDuration(std::chrono::milliseconds d) {
+  if (d.count() % 1000 == 0) return std::to_string(d.count() / 1000) + "s";
+  return std::to_string(d.count()) + "ms";
 }
 
 Result<ListenAddress> ParseListenAddress(std::string_view text) {
@@ -306,7 +310,10 @@ Result<ListenAddress> ParseListenAddress(std::string_view text) {
   return out;
 }
 
-Result<FlagAction> ParseFlags(const std::vector<std::string>& args, Config* config) {
+std::span<const FlagSpec> ExporterFlags() { return Specs(); }
+
+Result<FlagAction> ParseFlags(const std::vector<std::string>& args, Config* config,
+                              std::span<const FlagSpec> extra) {
   std::map<std::string, bool> explicit_collectors;
   bool disable_defaults = false;
   for (size_t i = 0; i < args.size(); ++i) {
@@ -339,10 +346,8 @@ Result<FlagAction> ParseFlags(const std::vector<std::string>& args, Config* conf
       explicit_collectors[std::string(bare.substr(10))] = !negated;
       continue;
     }
-    const FlagSpec* spec = nullptr;
-    for (const auto& s : Specs()) {
-      if (bare == s.name) spec = &s;
-    }
+    const FlagSpec* spec = FindSpec(extra, bare);
+    if (spec == nullptr) spec = FindSpec(Specs(), bare);
     if (spec == nullptr) {
       if (bare.starts_with("collector.") && bare.find('.', 10) == std::string_view::npos) {
         return Status::InvalidArgument("unknown collector \"" + std::string(bare.substr(10)) +
@@ -378,6 +383,33 @@ Result<FlagAction> ParseFlags(const std::vector<std::string>& args, Config* conf
   return FlagAction::kRun;
 }
 
+namespace {
+
+void UsageLine(std::string* out, const std::string& left, const std::string& help) {
+  *out += "  " + left;
+  *out += left.size() < 38 ? std::string(38 - left.size(), ' ')
+                           : std::string("\n" + std::string(40, ' '));
+  *out += help + "\n";
+}
+
+}  // namespace
+
+std::string FlagUsage(std::span<const FlagSpec> specs) {
+  const Config defaults;
+  std::string out;
+  for (const auto& s : specs) {
+    std::string left = s.placeholder ? "--" + std::string(s.name) + "=" + s.placeholder
+                                     : "--[no-]" + std::string(s.name);
+    std::string help = s.help;
+    if (s.show) {
+      const std::string shown = s.show(defaults);
+      if (!shown.empty()) help += " (default: " + shown + ")";
+    }
+    UsageLine(&out, left, help);
+  }
+  return out;
+}
+
 std::string UsageText(std::string_view program) {
   std::string out = "usage: " + std::string(program) + " [<flags>]\n" +
                     "       " + std::string(program) + " diagnose [<flags>]\n\n" +
@@ -385,26 +417,30 @@ std::string UsageText(std::string_view program) {
                     "destination, conntrack and the sysctls behind them.\n" +
                     "One-shot report of one network namespace: " + std::string(program) +
                     " diagnose --help\n\nFlags:\n";
-  auto line = [&out](const std::string& left, const std::string& help) {
-    out += "  " + left;
-    out += left.size() < 38 ? std::string(38 - left.size(), ' ') : std::string("\n" + std::string(40, ' '));
-    out += help + "\n";
-  };
-  line("-h, --help", "Show this help and exit.");
-  line("--version", "Show the version and exit.");
-  for (const auto& s : Specs()) {
-    std::string left = s.placeholder ? "--" + std::string(s.name) + "=" + s.placeholder
-                                     : "--[no-]" + std::string(s.name);
-    std::string help = s.help;
-    if (*s.default_text) help += " (default: " + std::string(s.default_text) + ")";
-    line(left, help);
-  }
-  line("--collector.disable-defaults", "Disable every collector not enabled explicitly.");
+  UsageLine(&out, "-h, --help", "Show this help and exit.");
+  UsageLine(&out, "--version", "Show the version and exit.");
+  out += FlagUsage(Specs());
+  UsageLine(&out, "--collector.disable-defaults", "Disable every collector not enabled explicitly.");
   for (const auto& c : AllCollectors()) {
-    line("--[no-]collector." + std::string(c.name),
-         std::string(c.help) + " (default: " + (c.enabled_by_default ? "enabled" : "disabled") + ")");
+    UsageLine(&out, "--[no-]collector." + std::string(c.name),
+              std::string(c.help) + " (default: " +
+                  (c.enabled_by_default ? "enabled" : "disabled") + ")");
   }
   return out;
+}
+
+std::optional<int> PrintHelpOrVersion(FlagAction action, const std::string& usage) {
+  switch (action) {
+    case FlagAction::kHelp:
+      std::fputs(usage.c_str(), stdout);
+      return 0;
+    case FlagAction::kVersion:
+      std::printf("sockdiag_exporter version %s (revision %s)\n", kVersion, kRevision);
+      return 0;
+    case FlagAction::kRun:
+      break;
+  }
+  return std::nullopt;
 }
 
 }  // namespace sockdiag

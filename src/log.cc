@@ -84,6 +84,8 @@ void AppendJsonString(std::string* out, std::string_view v) {
   out->push_back('"');
 }
 
+bool LogEnabled(LogLevel level) { return static_cast<int>(level) >= g_level.load(); }
+
 std::string Now() {
   auto now = std::chrono::system_clock::now();
   auto secs = std::chrono::system_clock::to_time_t(now);
@@ -103,8 +105,6 @@ void SetLogOptions(LogLevel level, LogFormat format) {
   g_level = static_cast<int>(level);
   g_format = static_cast<int>(format);
 }
-
-bool LogEnabled(LogLevel level) { return static_cast<int>(level) >= g_level.load(); }
 
 std::string FormatLogLine(LogFormat format, LogLevel level, std::string_view msg,
                           const LogFields& fields, std::string_view timestamp) {

@@ -38,14 +38,7 @@ int main(int argc, char** argv) {
   Config config;
   auto action = ParseFlags(args, &config);
   if (!action.ok()) return Usage(program, action.status());
-  if (action.value() == FlagAction::kHelp) {
-    std::fputs(UsageText(program).c_str(), stdout);
-    return 0;
-  }
-  if (action.value() == FlagAction::kVersion) {
-    std::printf("sockdiag_exporter version %s (revision %s)\n", kVersion, kRevision);
-    return 0;
-  }
+  if (auto done = PrintHelpOrVersion(action.value(), UsageText(program))) return *done;
   SetLogOptions(config.log_level, config.log_format);
 
   // glibc gives threads that allocate at the same time their own malloc

@@ -17,6 +17,7 @@
 // may keep state across polls (counters, caches) without locking.
 #pragma once
 
+#include <cstdint>
 #include <memory>
 #include <span>
 #include <string>
@@ -54,6 +55,9 @@ struct CollectorInfo {
   bool enabled_by_default;
   const char* help;  // One line for --help.
   std::unique_ptr<Collector> (*factory)(const Config&);
+  // The Linux capabilities it needs, bit n for capability number n
+  // (<linux/capability.h>), for the capability report.
+  uint64_t capabilities = 0;
 };
 
 // The static table of every collector, in exposition order.

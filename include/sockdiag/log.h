@@ -15,7 +15,6 @@ namespace sockdiag {
 using LogFields = std::vector<std::pair<std::string, std::string>>;
 
 void SetLogOptions(LogLevel level, LogFormat format);
-bool LogEnabled(LogLevel level);
 void Log(LogLevel level, std::string_view msg, const LogFields& fields = {});
 
 // Logs at most once per `key` for the process lifetime (for conditions that

@@ -54,8 +54,8 @@ class FamilyBuilder {
 
   bool empty() const { return family_.metric.empty(); }
 
-  // Moves the family into `out` (even when it has no metric: an empty family
-  // is dropped by the text serializer, so this is harmless).
+  // Moves the family into `out`, even when it has no metric (the text
+  // format then shows its HELP and TYPE lines alone).
   void AppendTo(MetricFamilies* out) { out->push_back(std::move(family_)); }
 
  private:

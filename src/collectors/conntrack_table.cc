@@ -22,6 +22,7 @@
 #include "collectors/collectors.h"
 #include "collectors/ctnetlink_session.h"
 #include "model/conntrack_model.h"
+#include "netlink/address.h"
 #include "netlink/ctnetlink.h"
 
 namespace sockdiag {
@@ -143,9 +144,9 @@ class ConntrackTableCollector final : public Collector {
         "NAT source ports in use (SNAT/MASQUERADE conntrack entries) per NAT address, remote "
         "address, remote port and protocol, for the tuples using most, at the last table dump.");
     for (const auto& t : last_.top_snat) {
-      snat.Add({{"nat_address", CtAddressString(t.key.family, t.key.nat_address)},
+      snat.Add({{"nat_address", FormatAddress(t.key.family, t.key.nat_address)},
                 {"protocol", CtProtoName(t.key.proto)},
-                {"remote_address", CtAddressString(t.key.family, t.key.remote_address)},
+                {"remote_address", FormatAddress(t.key.family, t.key.remote_address)},
                 {"remote_port", std::to_string(t.key.remote_port)}},
                static_cast<double>(t.ports));
     }

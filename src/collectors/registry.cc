@@ -1,10 +1,15 @@
-// The static collector table: {name, enabled by default, help, factory}.
+// The static collector table: {name, enabled by default, help, factory,
+// capabilities needed}.
 // Flags --[no-]collector.NAME and --collector.disable-defaults derive from it.
+
+#include <linux/capability.h>
 
 #include "collectors/collectors.h"
 
 namespace sockdiag {
 namespace {
+
+constexpr uint64_t kNetAdmin = uint64_t{1} << CAP_NET_ADMIN;
 
 constexpr CollectorInfo kCollectors[] = {
     {"sockets", true, "TCP/UDP sockets by state and family (sock_diag)", NewSocketsCollector},
@@ -13,12 +18,14 @@ constexpr CollectorInfo kCollectors[] = {
      NewNetstatCollector},
     {"ports", true, "Ephemeral-port pressure per destination, service ports, listen queues",
      NewPortsCollector},
+    // The kernel refuses ctnetlink dumps without CAP_NET_ADMIN in the
+    // namespace's owning user namespace.
     {"conntrack", true, "Conntrack table fill and per-CPU statistics (ctnetlink)",
-     NewConntrackCollector},
+     NewConntrackCollector, kNetAdmin},
     {"conntrack_table", true,
      "Conntrack entries by protocol and TCP state, SNAT port usage (ctnetlink table dump every "
      "--conntrack.dump-interval)",
-     NewConntrackTableCollector},
+     NewConntrackTableCollector, kNetAdmin},
 };
 
 }  // namespace

@@ -1,4 +1,5 @@
-// Collector "sockets": TCP sockets by family and state, UDP sockets by family.
+// Collector "sockets": TCP sockets by family and state, UDP sockets by family
+// (no UDP series on a kernel without UDP diagnostics, which refuses the dump).
 //
 // Counts while the dump streams (12 x 2 counters); no socket is kept.
 // IPv4-mapped addresses on AF_INET6 sockets count as ipv6: the family is
@@ -26,6 +27,10 @@ class SocketsCollector final : public Collector, public SocketStreamSink {
   void Reset() override {
     tcp_ = {};
     udp_ = {};
+    udp_known_ = true;
+  }
+  void OnUnavailable(uint8_t protocol) override {
+    if (protocol == IPPROTO_UDP) udp_known_ = false;
   }
 
   void OnSocket(const InetSocket& s) override {
@@ -49,6 +54,8 @@ class SocketsCollector final : public Collector, public SocketStreamSink {
       }
     }
     std::move(tcp).AppendTo(out);
+    // Without UDP diagnostics in the kernel the count is unknown: no series.
+    if (!udp_known_) return Status::Ok();
     auto udp = FamilyBuilder::Gauge(
         "sockdiag_udp_sockets", "UDP sockets by address family, from sock_diag at the last poll.");
     for (size_t f = 0; f < 2; ++f) udp.Add({{"family", kFamilies[f]}}, static_cast<double>(udp_[f]));
@@ -59,6 +66,7 @@ class SocketsCollector final : public Collector, public SocketStreamSink {
  private:
   std::array<std::array<uint64_t, kTcpStateCount>, 2> tcp_{};
   std::array<uint64_t, 2> udp_{};
+  bool udp_known_ = true;  // False when the kernel refused the UDP dump.
 };
 
 }  // namespace

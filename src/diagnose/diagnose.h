@@ -51,6 +51,9 @@ struct DiagnoseOptions {
 Result<FlagAction> ParseDiagnoseFlags(const std::vector<std::string>& args, Config* config,
                                       DiagnoseOptions* options);
 
+// diagnose's own flags, storing into *options (borrowed).
+std::vector<FlagSpec> DiagnoseFlags(DiagnoseOptions* options);
+
 // `diagnose --help` text.
 std::string DiagnoseUsageText(std::string_view program);
 

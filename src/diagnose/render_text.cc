@@ -146,8 +146,7 @@ std::string RenderDiagnosisText(const DiagnoseReport& r) {
     line("  none");
   } else {
     const auto right = Table::Align::kRight;
-    const Table table(
-        {{11}, {7}, {9, right}, {8, right}, {11, right}, {12, right}, {8, right}});
+    const Table table({{11}, {7}, {9, right}, {8, right}, {11, right}, {12, right}, {8, right}});
     line(table.Row({"DIRECTION", "PORT", "SOCKETS", "ESTAB", "TIME_WAIT", "CLOSE_WAIT", "OTHER"}));
     const size_t shown = std::min<size_t>(r.service_ports.size(), 8);
     for (size_t i = 0; i < shown; ++i) {

@@ -10,7 +10,6 @@
 #include "diagnose/diagnose.h"
 #include "poll/poller.h"
 #include "sockdiag/log.h"
-#include "sockdiag/version.h"
 #include "source/netns.h"
 
 namespace sockdiag {
@@ -47,53 +46,55 @@ void AppendOutcomes(NamespacePoller::Result* r) {
 
 }  // namespace
 
+std::vector<FlagSpec> DiagnoseFlags(DiagnoseOptions* options) {
+  return {
+      {"netns", "PATH|PID",
+       "Enter this network namespace first: a file such as /var/run/netns/NAME, or a pid (its "
+       "<procfs>/PID/ns/net). Needs CAP_SYS_ADMIN. Without it: the current namespace.",
+       [options](std::string_view v, Config*) {
+         if (v.empty()) return Status::InvalidArgument("--netns: needs a PATH or a PID");
+         if (AllDigits(v) && (v.size() > 9 || std::stoul(std::string(v)) == 0)) {
+           return Status::InvalidArgument("--netns: invalid pid \"" + std::string(v) + "\"");
+         }
+         options->netns = std::string(v);
+         return Status::Ok();
+       },
+       nullptr},
+      {"format", "text|json", "Report format: text, or json (its keys are stable).",
+       [options](std::string_view v, Config*) {
+         if (v == "text") {
+           options->format = DiagnoseOptions::Format::kText;
+         } else if (v == "json") {
+           options->format = DiagnoseOptions::Format::kJson;
+         } else {
+           return Status::InvalidArgument("--format: must be text or json, got \"" +
+                                          std::string(v) + "\"");
+         }
+         return Status::Ok();
+       },
+       [](const Config&) {
+         return std::string(DiagnoseOptions{}.format == DiagnoseOptions::Format::kJson ? "json"
+                                                                                       : "text");
+       }},
+      {"interval", "DURATION",
+       "Time between the two polls, over which rates are computed; at most 60s.",
+       [options](std::string_view v, Config*) {
+         auto d = ParseDuration(v);
+         if (!d.ok()) return Status::InvalidArgument("--interval: " + d.status().context());
+         if (d.value() > std::chrono::seconds(60)) {
+           return Status::InvalidArgument("--interval: at most 60s (TIME_WAIT lasts 60 s)");
+         }
+         options->interval = d.value();
+         return Status::Ok();
+       },
+       [](const Config&) { return FormatDuration(DiagnoseOptions{}.interval); }},
+  };
+}
+
 Result<FlagAction> ParseDiagnoseFlags(const std::vector<std::string>& args, Config* config,
                                       DiagnoseOptions* options) {
-  std::vector<std::string> rest;
-  for (size_t i = 0; i < args.size(); ++i) {
-    std::string_view arg = args[i];
-    std::string_view name = arg, value;
-    bool has_value = false;
-    if (size_t eq = arg.find('='); eq != std::string_view::npos) {
-      name = arg.substr(0, eq);
-      value = arg.substr(eq + 1);
-      has_value = true;
-    }
-    if (name != "--netns" && name != "--format" && name != "--interval") {
-      rest.emplace_back(arg);
-      continue;
-    }
-    if (!has_value) {
-      if (i + 1 >= args.size()) {
-        return Status::InvalidArgument(std::string(name) + " needs a value");
-      }
-      value = args[++i];
-    }
-    if (name == "--netns") {
-      if (value.empty()) return Status::InvalidArgument("--netns: needs a PATH or a PID");
-      if (AllDigits(value) && (value.size() > 9 || std::stoul(std::string(value)) == 0)) {
-        return Status::InvalidArgument("--netns: invalid pid \"" + std::string(value) + "\"");
-      }
-      options->netns = std::string(value);
-    } else if (name == "--format") {
-      if (value == "text") {
-        options->format = DiagnoseOptions::Format::kText;
-      } else if (value == "json") {
-        options->format = DiagnoseOptions::Format::kJson;
-      } else {
-        return Status::InvalidArgument("--format: must be text or json, got \"" +
-                                       std::string(value) + "\"");
-      }
-    } else {
-      auto d = ParseDuration(value);
-      if (!d.ok()) return Status::InvalidArgument("--interval: " + d.status().context());
-      if (d.value() > std::chrono::seconds(60)) {
-        return Status::InvalidArgument("--interval: at most 60s (TIME_WAIT lasts 60 s)");
-      }
-      options->interval = d.value();
-    }
-  }
-  auto action = ParseFlags(rest, config);
+  const std::vector<FlagSpec> extra = DiagnoseFlags(options);
+  auto action = ParseFlags(args, config, extra);
   if (!action.ok() || action.value() != FlagAction::kRun) return action;
   if (config->netns_mode != NetnsMode::kSelf) {
     return Status::InvalidArgument(
@@ -104,19 +105,14 @@ Result<FlagAction> ParseDiagnoseFlags(const std::vector<std::string>& args, Conf
 
 std::string DiagnoseUsageText(std::string_view program) {
   const std::string p(program);
+  DiagnoseOptions unused;
   return "usage: " + p + " diagnose [--netns=PATH|PID] [--format=text|json] [<flags>]\n\n" +
          "Polls one network namespace twice, 1 s apart, with the exporter's collectors and\n"
          "prints what runs out (ephemeral ports per destination, conntrack, listen queues),\n"
          "who holds it (destinations, service ports, CLOSE_WAIT) and what to change.\n\n"
-         "Flags:\n"
-         "  --netns=PATH|PID         Enter this network namespace first: a namespace file\n"
-         "                           (/var/run/netns/NAME) or a process id (its\n"
-         "                           <procfs>/PID/ns/net). Needs CAP_SYS_ADMIN. Default: the\n"
-         "                           current namespace.\n"
-         "  --format=text|json       Report format (default: text). JSON keys are stable.\n"
-         "  --interval=DURATION      Time between the two polls; rates are computed over it\n"
-         "                           (default: 1s, at most 60s).\n"
-         "  -h, --help               Show this help and exit.\n\n"
+         "Flags:\n" +
+         FlagUsage(DiagnoseFlags(&unused)) +
+         "  -h, --help                            Show this help and exit.\n\n"
          "The exporter's collector, path, ports and conntrack flags apply too, e.g.\n"
          "--path.procfs, --[no-]collector.NAME, --ports.top-destinations,\n"
          "--conntrack.nat-port-range (see " +
@@ -133,14 +129,7 @@ int RunDiagnose(const char* program, const std::vector<std::string>& args) {
   DiagnoseOptions options;
   auto action = ParseDiagnoseFlags(args, &config, &options);
   if (!action.ok()) return UsageError(program, action.status().context());
-  if (action.value() == FlagAction::kHelp) {
-    std::fputs(DiagnoseUsageText(program).c_str(), stdout);
-    return 0;
-  }
-  if (action.value() == FlagAction::kVersion) {
-    std::printf("sockdiag_exporter version %s (revision %s)\n", kVersion, kRevision);
-    return 0;
-  }
+  if (auto done = PrintHelpOrVersion(action.value(), DiagnoseUsageText(program))) return *done;
   SetLogOptions(config.log_level, config.log_format);
 
   ProcFs procfs(config.procfs);
@@ -158,7 +147,9 @@ int RunDiagnose(const char* program, const std::vector<std::string>& args) {
       target = "network namespace " + path;
     }
     auto ns = NetnsFile::Open(path);
-    if (!ns.ok()) return RunError(program, "--netns=" + options.netns + ": " + ns.status().ToString());
+    if (!ns.ok()) {
+      return RunError(program, "--netns=" + options.netns + ": " + ns.status().ToString());
+    }
     // Never returns: the report is the last thing this process does.
     if (Status entered = ns.value().Enter(); !entered.ok()) {
       std::string why = std::strerror(entered.err());

@@ -203,13 +203,4 @@ Result<CtEntry> ParseCtEntry(const struct nlmsghdr* nlh) {
   return e;
 }
 
-std::string CtAddressString(uint8_t family, const std::array<uint8_t, 16>& addr) {
-  char buf[INET6_ADDRSTRLEN] = {};
-  if (inet_ntop(family == AF_INET6 ? AF_INET6 : AF_INET, addr.data(), buf, sizeof(buf)) ==
-      nullptr) {
-    return "";
-  }
-  return buf;
-}
-
 }  // namespace sockdiag

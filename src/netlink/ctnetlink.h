@@ -95,7 +95,4 @@ struct CtEntry {
 // Corruption when CTA_TUPLE_ORIG is missing or any attribute read is short.
 Result<CtEntry> ParseCtEntry(const struct nlmsghdr* nlh);
 
-// "192.0.2.1" / "2001:db8::1" for a tuple address of `family`.
-std::string CtAddressString(uint8_t family, const std::array<uint8_t, 16>& addr);
-
 }  // namespace sockdiag

@@ -44,14 +44,6 @@ const char* TcpStateName(uint8_t state) {
   return state < kTcpStateCount ? kStateNames[state] : nullptr;
 }
 
-bool InetSocket::IsLoopback() const {
-  if (family == AF_INET) return remote_addr[0] == 127;
-  static constexpr uint8_t kV6Loopback[16] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1};
-  static constexpr uint8_t kV4MappedPrefix[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
-  if (std::memcmp(remote_addr.data(), kV6Loopback, 16) == 0) return true;
-  return std::memcmp(remote_addr.data(), kV4MappedPrefix, 12) == 0 && remote_addr[12] == 127;
-}
-
 void BuildInetDiagRequest(std::vector<uint8_t>* buf, uint8_t family, uint8_t protocol,
                           uint32_t states) {
   buf->assign(NlAlign(sizeof(struct nlmsghdr)) + NlAlign(sizeof(struct inet_diag_req_v2)), 0);
@@ -105,9 +97,9 @@ Status SockDiagStream::DumpOne(uint8_t family, uint8_t protocol, uint32_t states
                                SocketSink& sink, SocketStreamStats* stats) {
   BuildInetDiagRequest(&request_, family, protocol, states);
   ParsingSink parsing(protocol, sink, &stats->sockets);
-  stats->dumps++;
   Status s = dumper_->Dump(request_, parsing, &stats->netlink);
-  // A kernel without IPv6 (or without UDP diag) answers with one of these.
+  // A kernel without IPv6 answers IPv6 dumps with one of these: there are
+  // no IPv6 sockets to count.
   if (!s.ok() && family == AF_INET6 && (s.IsUnsupported() || s.IsNotFound())) {
     return Status::Ok();
   }
@@ -128,7 +120,14 @@ Status SockDiagStream::RunOnce(bool include_udp, SocketStreamSink& sink,
   if (include_udp) {
     for (uint8_t family : kFamilies) {
       Status s = DumpOne(family, IPPROTO_UDP, kAllDumpStates, sink, stats);
-      if (!s.ok()) return s.WithPrefix("sock_diag UDP dump");
+      if (s.ok()) continue;
+      // A kernel without UDP diagnostics (no udp_diag) refuses UDP dumps:
+      // the TCP pass stands, only UDP is unknown.
+      if (s.IsNotFound() || s.IsUnsupported()) {
+        sink.OnUnavailable(IPPROTO_UDP);
+        break;
+      }
+      return s.WithPrefix("sock_diag UDP dump");
     }
   }
   return Status::Ok();
@@ -141,8 +140,7 @@ Status SockDiagStream::Run(bool include_udp, SocketStreamSink& sink, SocketStrea
     stats->interrupted_retries++;
     sink.Reset();
     stats->netlink.interrupted = false;
-    s = RunOnce(include_udp, sink, stats);
-    if (s.ok() && stats->netlink.interrupted) stats->interrupted_kept++;
+    s = RunOnce(include_udp, sink, stats);  // Kept even if interrupted again.
   }
   return s;
 }

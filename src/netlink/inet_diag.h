@@ -60,8 +60,6 @@ struct InetSocket {
   uint32_t wqueue = 0;      // LISTEN: backlog limit; else bytes unsent.
   uint32_t uid = 0;
   uint32_t inode = 0;
-
-  bool IsLoopback() const;  // remote address in 127.0.0.0/8, ::1 or ::ffff:127.0.0.0/104.
 };
 
 // Builds a SOCK_DIAG_BY_FAMILY dump request (inet_diag_req_v2, no extensions)
@@ -85,9 +83,7 @@ class SocketSink {
 struct SocketStreamStats {
   DumpStats netlink;
   uint64_t sockets = 0;
-  uint64_t dumps = 0;
-  uint64_t interrupted_retries = 0;  // Dumps restarted once after NLM_F_DUMP_INTR.
-  uint64_t interrupted_kept = 0;     // Dumps still interrupted after the retry (data kept).
+  uint64_t interrupted_retries = 0;  // Passes restarted once after NLM_F_DUMP_INTR.
 };
 
 // Streams every socket of a namespace to a sink, in this order: TCP
@@ -97,13 +93,19 @@ struct SocketStreamStats {
 // the listener request makes the kernel walk only the listening hash and the
 // others only the established hash, so together they cost one full dump.
 //
-// IPv6 being unavailable (EAFNOSUPPORT and friends) is not an error.
+// A kernel refusing a dump as unknown (NotFound, Unsupported) is not an
+// error in two cases: IPv6 dumps on a kernel without IPv6 (there is nothing
+// to count), and UDP dumps on a kernel without UDP diagnostics (udp_diag),
+// after which the sink is told UDP is unavailable and the TCP pass stands.
 // NLM_F_DUMP_INTR: the sink is told to Reset() and the pass restarts once;
 // if interrupted again the data is kept and counted.
 class SocketStreamSink : public SocketSink {
  public:
   // Discard everything seen so far (the pass restarts).
   virtual void Reset() = 0;
+  // This pass cannot list the sockets of `protocol` (IPPROTO_UDP): the
+  // kernel refused the dump.
+  virtual void OnUnavailable(uint8_t protocol) { (void)protocol; }
 };
 
 class SockDiagStream {

@@ -10,12 +10,14 @@
 namespace sockdiag {
 
 Result<DumpProgress> ProcessDatagram(std::span<const uint8_t> datagram, uint32_t seq,
-                                     uint32_t portid, MessageSink& sink, DumpStats* stats) {
+                                     uint32_t portid, MessageSink& sink, DumpStats* stats,
+                                     bool* reply_ended) {
+  bool ignored = false;
+  bool& ended = reply_ended != nullptr ? *reply_ended : ignored;
+  ended = false;
   // Bounds are checked here in size_t rather than with mnl_nlmsg_ok():
   // libmnl 1.0.4 compares (int)nlmsg_len, so a length >= 2^31 turns negative
   // and passes its check.
-  stats->datagrams++;
-  stats->bytes += datagram.size();
   bool multipart = true;
   size_t offset = 0;
   while (datagram.size() - offset >= sizeof(struct nlmsghdr)) {
@@ -45,8 +47,10 @@ Result<DumpProgress> ProcessDatagram(std::span<const uint8_t> datagram, uint32_t
           int err = 0;
           std::memcpy(&err, payload, sizeof(err));
           if (err == INT32_MIN) return Status::Corruption("NLMSG_DONE with an impossible errno");
+          ended = true;
           if (err < 0) return Status::FromErrno(-err, "netlink dump failed in the kernel");
         }
+        ended = true;
         return DumpProgress::kDone;
       }
       case NLMSG_ERROR: {
@@ -55,8 +59,12 @@ Result<DumpProgress> ProcessDatagram(std::span<const uint8_t> datagram, uint32_t
         }
         struct nlmsgerr err;
         std::memcpy(&err, payload, sizeof(err));
-        if (err.error == 0) return DumpProgress::kDone;  // An ACK.
+        if (err.error == 0) {  // An ACK.
+          ended = true;
+          return DumpProgress::kDone;
+        }
         if (err.error < 0 && err.error != INT32_MIN) {
+          ended = true;
           return Status::FromErrno(-err.error, "netlink request rejected by the kernel");
         }
         return Status::Corruption("NLMSG_ERROR with a positive error code");
@@ -64,7 +72,6 @@ Result<DumpProgress> ProcessDatagram(std::span<const uint8_t> datagram, uint32_t
       case NLMSG_OVERRUN:
         return Status::IOError("netlink overrun", ENOBUFS);
       default: {
-        stats->messages++;
         Status s = sink.OnMessage(nlh);
         if (!s.ok()) return s;
         break;
@@ -81,6 +88,7 @@ Result<DumpProgress> ProcessDatagram(std::span<const uint8_t> datagram, uint32_t
     return Status::Corruption("truncated netlink message in datagram");
   }
   // A reply without NLM_F_MULTI is complete by itself.
+  ended = !multipart;
   return multipart ? DumpProgress::kMore : DumpProgress::kDone;
 }
 

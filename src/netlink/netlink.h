@@ -32,11 +32,8 @@ class MessageSink {
   virtual Status OnMessage(const struct nlmsghdr* nlh) = 0;
 };
 
-// Counters of one dump; accumulate across calls.
+// What the walker noticed about a dump; accumulates across calls.
 struct DumpStats {
-  uint64_t datagrams = 0;
-  uint64_t messages = 0;  // Data messages handed to the sink.
-  uint64_t bytes = 0;
   bool interrupted = false;  // Some message carried NLM_F_DUMP_INTR.
 };
 
@@ -50,8 +47,13 @@ enum class DumpProgress { kMore, kDone };
 // requests set NLM_F_ACK and the ACK ends them); or the error: an NLMSG_ERROR or an
 // errno inside NLMSG_DONE (Status::FromErrno), a sink error, or Corruption
 // for bad framing or a foreign sequence number.
+// *reply_ended (when given) tells whether this datagram ended the kernel's
+// reply: true for kDone and for the kernel's own refusal (NLMSG_ERROR, an
+// errno in NLMSG_DONE), after which nothing more of it is queued; false for
+// kMore and every other error, which leave the rest of the reply unread.
 Result<DumpProgress> ProcessDatagram(std::span<const uint8_t> datagram, uint32_t seq,
-                                     uint32_t portid, MessageSink& sink, DumpStats* stats);
+                                     uint32_t portid, MessageSink& sink, DumpStats* stats,
+                                     bool* reply_ended = nullptr);
 
 // Receive buffer size. The kernel sizes dump skbs from the reader's buffer
 // (up to 32 KiB and beyond); a smaller buffer truncates (MSG_TRUNC).
@@ -65,8 +67,9 @@ class NetlinkDumper {
   // `request` is one complete netlink message; its nlmsg_seq and nlmsg_pid
   // are overwritten. On return the dump is finished (or failed).
   virtual Status Dump(std::span<uint8_t> request, MessageSink& sink, DumpStats* stats) = 0;
-  // True once a failed dump has left this dumper unusable: its owner opens
-  // a new one (see NetlinkSocket::Dump).
+  // True once a failed dump has left this dumper unusable (part of the reply
+  // may still be queued): its owner opens a new one. A request the kernel
+  // refused outright leaves it usable.
   virtual bool broken() const { return false; }
 };
 

@@ -1,7 +1,6 @@
 #include "netlink/nlattr.h"
 
 #include <arpa/inet.h>
-#include <endian.h>
 
 #include <algorithm>
 #include <cstring>
@@ -71,9 +70,7 @@ std::span<const uint8_t> AttrPayload(const struct nlattr* attr) {
 }
 
 Result<uint8_t> AttrU8(const struct nlattr* attr) { return ReadAttr<uint8_t>(attr); }
-Result<uint16_t> AttrU16(const struct nlattr* attr) { return ReadAttr<uint16_t>(attr); }
 Result<uint32_t> AttrU32(const struct nlattr* attr) { return ReadAttr<uint32_t>(attr); }
-Result<uint64_t> AttrU64(const struct nlattr* attr) { return ReadAttr<uint64_t>(attr); }
 
 Result<uint16_t> AttrBe16(const struct nlattr* attr) {
   auto v = ReadAttr<uint16_t>(attr);
@@ -84,11 +81,6 @@ Result<uint32_t> AttrBe32(const struct nlattr* attr) {
   auto v = ReadAttr<uint32_t>(attr);
   if (!v.ok()) return v;
   return ntohl(v.value());
-}
-Result<uint64_t> AttrBe64(const struct nlattr* attr) {
-  auto v = ReadAttr<uint64_t>(attr);
-  if (!v.ok()) return v;
-  return be64toh(v.value());
 }
 
 }  // namespace sockdiag

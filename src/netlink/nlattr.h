@@ -40,11 +40,8 @@ std::span<const uint8_t> AttrPayload(const struct nlattr* attr);
 // Typed getters: Corruption when the payload is shorter than the type.
 // The Be variants convert from network byte order.
 Result<uint8_t> AttrU8(const struct nlattr* attr);
-Result<uint16_t> AttrU16(const struct nlattr* attr);
 Result<uint32_t> AttrU32(const struct nlattr* attr);
-Result<uint64_t> AttrU64(const struct nlattr* attr);
 Result<uint16_t> AttrBe16(const struct nlattr* attr);
 Result<uint32_t> AttrBe32(const struct nlattr* attr);
-Result<uint64_t> AttrBe64(const struct nlattr* attr);
 
 }  // namespace sockdiag

@@ -13,9 +13,10 @@ Status ReplayDumper::Dump(std::span<uint8_t> request, MessageSink& sink, DumpSta
   }
   if (requests_ != nullptr) requests_->emplace_back(request.begin(), request.end());
   while (next_ < datagrams_.size()) {
-    auto progress = ProcessDatagram(datagrams_[next_++], 0, 0, sink, stats);
+    bool reply_ended = false;
+    auto progress = ProcessDatagram(datagrams_[next_++], 0, 0, sink, stats, &reply_ended);
     if (!progress.ok()) {
-      broken_ = true;
+      broken_ = !reply_ended;
       return progress.status();
     }
     if (progress.value() == DumpProgress::kDone) return Status::Ok();

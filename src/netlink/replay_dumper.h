@@ -7,8 +7,8 @@
 // ends the dump (NLMSG_DONE, an ACK or an error, a reply without
 // NLM_F_MULTI). Sequence numbers and port ids are the recording's and are not
 // checked. A dump that fails leaves the dumper broken(), as it leaves a
-// socket; datagrams that run out mid-dump fail it with ETIMEDOUT, as a kernel
-// that fell silent would.
+// socket, unless the kernel's refusal ended the reply; datagrams that run out
+// mid-dump fail it with ETIMEDOUT, as a kernel that fell silent would.
 //
 // Thread-safety: one thread at a time.
 #pragma once

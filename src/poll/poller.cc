@@ -23,6 +23,9 @@ class FanoutSink final : public SocketStreamSink {
   void Reset() override {
     for (auto* sink : sinks_) sink->Reset();
   }
+  void OnUnavailable(uint8_t protocol) override {
+    for (auto* sink : sinks_) sink->OnUnavailable(protocol);
+  }
 
  private:
   std::vector<SocketStreamSink*> sinks_;

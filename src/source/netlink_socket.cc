@@ -1,6 +1,7 @@
 #include "source/netlink_socket.h"
 
 #include <libmnl/libmnl.h>
+#include <linux/netlink.h>
 #include <sys/socket.h>
 #include <sys/time.h>
 
@@ -57,7 +58,10 @@ Status NetlinkSocket::Dump(std::span<uint8_t> request, MessageSink& sink, DumpSt
   std::ofstream record;
   if (!record_path_.empty()) record.open(record_path_, std::ios::binary | std::ios::app);
   for (;;) {
-    ssize_t n = recv(mnl_socket_get_fd(nl_), buffer_.data(), buffer_.size(), 0);
+    struct sockaddr_nl from {};
+    socklen_t from_len = sizeof(from);
+    ssize_t n = recvfrom(mnl_socket_get_fd(nl_), buffer_.data(), buffer_.size(), 0,
+                         reinterpret_cast<struct sockaddr*>(&from), &from_len);
     if (n < 0) {
       if (errno == EINTR) continue;
       broken_ = true;
@@ -70,17 +74,25 @@ Status NetlinkSocket::Dump(std::span<uint8_t> request, MessageSink& sink, DumpSt
       broken_ = true;
       return Status::IOError("netlink socket closed mid-dump");
     }
+    // Only the kernel (port id 0) answers requests. A process allowed to
+    // send to this socket (CAP_NET_ADMIN in its namespace: in pods mode, a
+    // pod's) could otherwise forge replies, which would pass the walker's
+    // checks with sequence number and port id 0. Drop them and wait on.
+    if (from_len != sizeof(from) || from.nl_family != AF_NETLINK || from.nl_pid != 0) continue;
     const auto len = static_cast<size_t>(n);
     if (record.is_open()) {
       const auto len32 = static_cast<uint32_t>(len);
       record.write(reinterpret_cast<const char*>(&len32), sizeof(len32));
       record.write(reinterpret_cast<const char*>(buffer_.data()), static_cast<std::streamsize>(len));
     }
-    auto progress = ProcessDatagram({buffer_.data(), len}, seq, portid_, sink, stats);
+    bool reply_ended = false;
+    auto progress =
+        ProcessDatagram({buffer_.data(), len}, seq, portid_, sink, stats, &reply_ended);
     if (!progress.ok()) {
-      // The rest of the dump may still be queued; a fresh socket is simpler
-      // and safer than draining a stream of unknown length.
-      broken_ = true;
+      // Unless the kernel ended its reply (a refusal), the rest of the dump
+      // may still be queued; a fresh socket is simpler and safer than
+      // draining a stream of unknown length.
+      broken_ = !reply_ended;
       return progress.status();
     }
     if (progress.value() == DumpProgress::kDone) return Status::Ok();

@@ -3,8 +3,8 @@
 // LocalNetlinkFactory, which opens them in the calling thread's namespace.
 //
 // Thread-safety: a NetlinkSocket is used by one thread at a time.
-// Failure: any error leaves the socket unusable for the rest of that dump;
-// the owner reopens (see Dump()).
+// Failure: an error other than the kernel refusing the request leaves the
+// socket unusable; the owner reopens (see Dump()).
 #pragma once
 
 #include <cstdint>
@@ -31,13 +31,17 @@ class NetlinkSocket final : public NetlinkDumper {
   NetlinkSocket(const NetlinkSocket&) = delete;
   NetlinkSocket& operator=(const NetlinkSocket&) = delete;
 
-  // Sends the request and walks replies until done. EINTR on recv is retried.
-  // ENOBUFS, a timeout or a kernel error fail the dump; after a failure the
-  // socket is marked broken() and the owner should open a new one (the rest
-  // of the failed dump may still be queued on it).
+  // Sends the request and walks replies until done. EINTR on recv is retried;
+  // datagrams not sent by the kernel (nl_pid != 0) are dropped unread.
+  // ENOBUFS, a timeout or a kernel error fail the dump. After a failure
+  // other than the kernel's refusal (NLMSG_ERROR, or an errno in NLMSG_DONE,
+  // which end its reply) the socket is marked broken() and the owner should
+  // open a new one (the rest of the failed dump may still be queued on it).
   Status Dump(std::span<uint8_t> request, MessageSink& sink, DumpStats* stats) override;
 
   bool broken() const override { return broken_; }
+  // The port id the kernel gave this socket (its address).
+  uint32_t portid() const { return portid_; }
 
   // When set, every received datagram is appended to this file as a 4-byte
   // native-endian length followed by the bytes (for recording fixtures).

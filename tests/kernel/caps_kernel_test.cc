@@ -34,7 +34,7 @@ bool Has(const std::string& haystack, const std::string& needle) {
 TEST_CASE("caps: sockets mode needs no capability and works without any", "[kernel][caps]") {
   EnterFreshNetns();
   Fd listener = Listen({"127.0.0.1", 7000});
-  LaunchedExporter exporter(Bounded(""), NoConntrack({"--poll.interval=200ms"}));
+  ExporterProcess exporter(NoConntrack({"--poll.interval=200ms"}), Launch{Bounded("")});
   REQUIRE(exporter.WaitReady());
   Scrape s = exporter.ScrapeMetrics();
   CHECK(s.Value("sockdiag_collector_success", {{"collector", "sockets"}}) == 1);
@@ -51,9 +51,9 @@ TEST_CASE("caps: sockets mode needs no capability and works without any", "[kern
 TEST_CASE("caps: an unprivileged user with no capability serves sockets metrics",
           "[kernel][caps]") {
   EnterFreshNetns();
-  LaunchedExporter exporter({"setpriv", "--reuid=65534", "--regid=65534", "--clear-groups",
-                             "--inh-caps=-all", "--bounding-set=-all", "--"},
-                            NoConntrack({"--poll.interval=200ms"}));
+  ExporterProcess exporter(NoConntrack({"--poll.interval=200ms"}),
+                           Launch{{"setpriv", "--reuid=65534", "--regid=65534", "--clear-groups",
+                                   "--inh-caps=-all", "--bounding-set=-all", "--"}});
   REQUIRE(exporter.WaitReady());
   Scrape s = exporter.ScrapeMetrics();
   CHECK(s.Value("sockdiag_collector_success", {{"collector", "sockets"}}) == 1);
@@ -64,8 +64,8 @@ TEST_CASE("caps: an unprivileged user with no capability serves sockets metrics"
 TEST_CASE("caps: pods mode without SYS_ADMIN and SYS_PTRACE warns and reports them missing",
           "[kernel][caps]") {
   EnterFreshNetns();
-  LaunchedExporter exporter(Bounded(",+net_admin"),
-                            NoConntrack({"--netns.mode=pods", "--poll.interval=200ms"}));
+  ExporterProcess exporter(NoConntrack({"--netns.mode=pods", "--poll.interval=200ms"}),
+                           Launch{Bounded(",+net_admin")});
   REQUIRE(exporter.WaitReady());
   Scrape s = exporter.ScrapeMetrics();
   CHECK(s.Value("sockdiag_capability", {{"capability", "CAP_SYS_ADMIN"}, {"needed", "true"}}) == 0);
@@ -91,8 +91,8 @@ TEST_CASE("caps: pods mode without SYS_ADMIN and SYS_PTRACE warns and reports th
 TEST_CASE("caps: pods mode with exactly SYS_ADMIN and SYS_PTRACE has nothing to report",
           "[kernel][caps]") {
   EnterFreshNetns();
-  LaunchedExporter exporter(Bounded(",+sys_admin,+sys_ptrace"),
-                            NoConntrack({"--netns.mode=pods", "--poll.interval=200ms"}));
+  ExporterProcess exporter(NoConntrack({"--netns.mode=pods", "--poll.interval=200ms"}),
+                           Launch{Bounded(",+sys_admin,+sys_ptrace")});
   REQUIRE(exporter.WaitReady());
   Scrape s = exporter.ScrapeMetrics();
   CHECK(s.Value("sockdiag_capability", {{"capability", "CAP_SYS_ADMIN"}, {"needed", "true"}}) == 1);
@@ -118,7 +118,7 @@ TEST_CASE("caps: running as full root warns about every unneeded capability", "[
 
 TEST_CASE("caps: the default collectors need exactly CAP_NET_ADMIN (conntrack)", "[kernel][caps]") {
   EnterFreshNetns();
-  LaunchedExporter exporter(Bounded(",+net_admin"), {"--poll.interval=200ms"});
+  ExporterProcess exporter({"--poll.interval=200ms"}, Launch{Bounded(",+net_admin")});
   REQUIRE(exporter.WaitReady());
   Scrape s = exporter.ScrapeMetrics();
   CHECK(s.Value("sockdiag_capability", {{"capability", "CAP_NET_ADMIN"}, {"needed", "true"}}) == 1);
@@ -134,7 +134,7 @@ TEST_CASE("caps: the default collectors need exactly CAP_NET_ADMIN (conntrack)",
 TEST_CASE("caps: the default collectors without CAP_NET_ADMIN warn and report it missing",
           "[kernel][caps]") {
   EnterFreshNetns();
-  LaunchedExporter exporter(Bounded(""), {"--poll.interval=200ms"});
+  ExporterProcess exporter({"--poll.interval=200ms"}, Launch{Bounded("")});
   REQUIRE(exporter.WaitReady());
   Scrape s = exporter.ScrapeMetrics();
   CHECK(s.Value("sockdiag_capability", {{"capability", "CAP_NET_ADMIN"}, {"needed", "true"}}) == 0);

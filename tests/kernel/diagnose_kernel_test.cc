@@ -77,9 +77,10 @@ std::string FindingIds(const std::string& json) {
   return JsonValue(json, "\" \".join(f[\"id\"] for f in d[\"findings\"])");
 }
 
-RunResult Diagnose(std::vector<std::string> flags) {
-  flags.insert(flags.begin(), "diagnose");
-  return RunExporter(flags, std::chrono::seconds(20));
+RunResult Diagnose(const std::vector<std::string>& flags) {
+  std::vector<std::string> args = {"diagnose"};
+  args.insert(args.end(), flags.begin(), flags.end());
+  return RunExporter(args, std::chrono::seconds(20));
 }
 
 // Field case 1 at small scale: 470 client TIME_WAIT toward 127.0.0.2:3306

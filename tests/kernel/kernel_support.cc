@@ -45,26 +45,6 @@ sockaddr_storage ToSockaddr(const Endpoint& e, socklen_t* len) {
 
 int FamilyOf(const std::string& host) { return host.find(':') != std::string::npos ? AF_INET6 : AF_INET; }
 
-std::string ReadAll(const std::string& path) {
-  std::ifstream in(path);
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
-}
-
-std::string Unescape(const std::string& v) {
-  std::string out;
-  for (size_t i = 0; i < v.size(); ++i) {
-    if (v[i] == '\\' && i + 1 < v.size()) {
-      ++i;
-      out += v[i] == 'n' ? '\n' : v[i];
-    } else {
-      out += v[i];
-    }
-  }
-  return out;
-}
-
 }  // namespace
 
 void EnterFreshNetns() {
@@ -88,16 +68,10 @@ void EnterFreshNetns() {
 }
 
 void WriteSysctl(const std::string& dotted, const std::string& value) {
-  std::string path = "/proc/sys/";
-  for (char c : dotted) path += (c == '.') ? '/' : c;
-  std::ofstream out(path);
-  REQUIRE(out.good());
-  out << value << "\n";
-  out.close();
-  INFO("writing " << path);
-  REQUIRE(!out.fail());
+  const std::string error = SetSysctl(dotted, value);
+  INFO(error);
+  REQUIRE(error.empty());
 }
-
 Fd& Fd::operator=(Fd&& o) noexcept {
   if (this != &o) {
     reset();
@@ -223,148 +197,33 @@ int SsCount(const std::string& state_filter, const std::string& extra) {
   return n;
 }
 
-Scrape Scrape::Parse(const std::string& text) {
-  Scrape s;
-  s.text_ = text;
-  std::istringstream in(text);
-  std::string line;
-  while (std::getline(in, line)) {
-    if (line.empty() || line[0] == '#') continue;
-    std::string name;
-    std::map<std::string, std::string> labels;
-    size_t i = 0;
-    while (i < line.size() && line[i] != '{' && line[i] != ' ') name += line[i++];
-    if (i < line.size() && line[i] == '{') {
-      ++i;
-      while (i < line.size() && line[i] != '}') {
-        size_t eq = line.find('=', i);
-        std::string key = line.substr(i, eq - i);
-        size_t q = eq + 2;  // after ="
-        std::string raw;
-        while (q < line.size() && line[q] != '"') {
-          if (line[q] == '\\' && q + 1 < line.size()) raw += line[q++];
-          raw += line[q++];
-        }
-        labels[key] = Unescape(raw);
-        i = q + 1;
-        if (i < line.size() && line[i] == ',') ++i;
-      }
-      ++i;
-    }
-    while (i < line.size() && line[i] == ' ') ++i;
-    double v = std::strtod(line.c_str() + i, nullptr);
-    s.samples_.emplace(name, std::make_pair(labels, v));
-  }
-  return s;
-}
-
-std::optional<double> Scrape::Get(const std::string& name,
-                                  const std::map<std::string, std::string>& labels) const {
-  auto range = samples_.equal_range(name);
-  for (auto it = range.first; it != range.second; ++it) {
-    if (it->second.first == labels) return it->second.second;
-  }
-  return std::nullopt;
-}
-
-double Scrape::Value(const std::string& name,
-                     const std::map<std::string, std::string>& labels) const {
-  auto v = Get(name, labels);
-  return v ? *v : -1;
-}
-
-std::vector<std::pair<std::map<std::string, std::string>, double>> Scrape::All(
-    const std::string& name) const {
-  std::vector<std::pair<std::map<std::string, std::string>, double>> out;
-  auto range = samples_.equal_range(name);
-  for (auto it = range.first; it != range.second; ++it) out.push_back(it->second);
-  return out;
-}
-
-double Scrape::Sum(const std::string& name) const {
-  double sum = 0;
-  for (const auto& [labels, v] : All(name)) sum += v;
-  return sum;
-}
-
-HttpResponse HttpGet(uint16_t port, const std::string& path, const std::string& method) {
-  HttpResponse r;
-  int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  if (fd < 0) return r;
-  sockaddr_in a{};
-  a.sin_family = AF_INET;
-  a.sin_port = htons(port);
-  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  timeval tv{10, 0};
-  setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
-  if (connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof(a)) != 0) {
-    close(fd);
-    return r;
-  }
-  std::string req = method + " " + path + " HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n";
-  if (write(fd, req.data(), req.size()) != static_cast<ssize_t>(req.size())) {
-    close(fd);
-    return r;
-  }
-  std::string resp;
-  char buf[65536];
-  for (;;) {
-    ssize_t n = read(fd, buf, sizeof(buf));
-    if (n <= 0) break;
-    resp.append(buf, static_cast<size_t>(n));
-  }
-  // Abort instead of closing: the RST also kills the server's FIN_WAIT2, so
-  // scrapes leave no TIME_WAIT behind to pollute the counts under test.
-  linger lg{1, 0};
-  setsockopt(fd, SOL_SOCKET, SO_LINGER, &lg, sizeof(lg));
-  close(fd);
-  if (resp.rfind("HTTP/1.", 0) != 0 || resp.size() < 12) return r;
-  r.status = std::atoi(resp.c_str() + 9);
-  size_t body = resp.find("\r\n\r\n");
-  if (body != std::string::npos) r.body = resp.substr(body + 4);
-  return r;
-}
-
 ExporterProcess::ExporterProcess(std::vector<std::string> flags, uint16_t port,
                                  std::vector<std::string> wrapper)
+    : ExporterProcess(std::move(flags), Launch{std::move(wrapper), true}, port) {}
+
+ExporterProcess::ExporterProcess(std::vector<std::string> flags, Launch launch, uint16_t port)
     : port_(port) {
   char tmpl[] = "/tmp/sockdiag-exporter-stderr-XXXXXX";
-  int errfd = mkstemp(tmpl);
-  REQUIRE(errfd >= 0);
+  const int fd = mkstemp(tmpl);
+  REQUIRE(fd >= 0);
+  close(fd);
   stderr_path_ = tmpl;
-  std::vector<std::string> args = {SOCKDIAG_EXPORTER_BIN,
-                                   "--web.listen-address=127.0.0.1:" + std::to_string(port)};
+  std::vector<std::string> args = std::move(launch.prefix);
+  if (launch.via_shell && !args.empty()) {
+    args.push_back("-c");
+    args.push_back("exec \"$0\" \"$@\"");
+  }
+  args.push_back(SOCKDIAG_EXPORTER_BIN);
+  args.push_back("--web.listen-address=127.0.0.1:" + std::to_string(port));
   args.insert(args.end(), flags.begin(), flags.end());
-  if (!wrapper.empty()) {
-    // capsh's "--" hands the rest to bash: "-c 'exec "$0" "$@"' BIN ARGS...",
-    // so the exporter replaces bash and pid() is the exporter's.
-    std::vector<std::string> full = wrapper;
-    full.push_back("-c");
-    full.push_back("exec \"$0\" \"$@\"");
-    full.insert(full.end(), args.begin(), args.end());
-    args = full;
-  }
-  pid_ = fork();
-  REQUIRE(pid_ >= 0);
-  if (pid_ == 0) {
-    dup2(errfd, 2);
-    int devnull = open("/dev/null", O_RDWR);
-    dup2(devnull, 0);
-    dup2(devnull, 1);
-    std::vector<char*> argv;
-    for (auto& a : args) argv.push_back(a.data());
-    argv.push_back(nullptr);
-    execvp(argv[0], argv.data());
-    _exit(127);
-  }
-  close(errfd);
+  SpawnOptions options;
+  options.output = stderr_path_;
+  child_ = ChildProcess(args, options);
+  REQUIRE(child_.pid() > 0);
 }
 
 ExporterProcess::~ExporterProcess() {
-  if (pid_ > 0) {
-    kill(pid_, SIGKILL);
-    waitpid(pid_, nullptr, 0);
-  }
+  child_ = ChildProcess();  // Killed and reaped before its log goes.
   if (!stderr_path_.empty()) unlink(stderr_path_.c_str());
 }
 
@@ -375,8 +234,13 @@ bool ExporterProcess::WaitReady() {
 Scrape ExporterProcess::ScrapeMetrics() {
   HttpResponse r = HttpGet(port_, "/metrics");
   INFO("exporter stderr:\n" << Stderr());
+  INFO(r.error);
   REQUIRE(r.status == 200);
-  return Scrape::Parse(r.body);
+  std::string error;
+  Scrape s = Scrape::Parse(r.body, &error);
+  INFO(error);
+  REQUIRE(error.empty());
+  return s;
 }
 
 Scrape ExporterProcess::ScrapeUntil(const std::function<bool(const Scrape&)>& pred,
@@ -394,55 +258,34 @@ Scrape ExporterProcess::ScrapeUntil(const std::function<bool(const Scrape&)>& pr
 }
 
 int ExporterProcess::Terminate(std::chrono::milliseconds deadline) {
-  if (pid_ <= 0) return -1;
-  kill(pid_, SIGTERM);
-  int status = 0;
-  const auto end = std::chrono::steady_clock::now() + deadline;
-  while (std::chrono::steady_clock::now() < end) {
-    pid_t r = waitpid(pid_, &status, WNOHANG);
-    if (r == pid_) {
-      pid_ = -1;
-      return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
-    }
-    std::this_thread::sleep_for(std::chrono::milliseconds(5));
-  }
-  return -1;
+  return child_.Terminate(deadline);
 }
 
-std::string ExporterProcess::Stderr() const { return ReadAll(stderr_path_); }
+int ExporterProcess::Wait(std::chrono::milliseconds deadline) { return child_.Wait(deadline); }
+
+std::string ExporterProcess::Stderr() const { return ReadFile(stderr_path_); }
 
 RunResult RunExporter(const std::vector<std::string>& args, std::chrono::milliseconds deadline) {
   char out_t[] = "/tmp/sockdiag-run-out-XXXXXX";
   char err_t[] = "/tmp/sockdiag-run-err-XXXXXX";
-  int outfd = mkstemp(out_t), errfd = mkstemp(err_t);
+  const int outfd = mkstemp(out_t), errfd = mkstemp(err_t);
   REQUIRE(outfd >= 0);
   REQUIRE(errfd >= 0);
-  std::vector<std::string> full = {SOCKDIAG_EXPORTER_BIN};
-  full.insert(full.end(), args.begin(), args.end());
-  pid_t pid = fork();
-  REQUIRE(pid >= 0);
-  if (pid == 0) {
-    dup2(outfd, 1);
-    dup2(errfd, 2);
-    std::vector<char*> argv;
-    for (auto& a : full) argv.push_back(a.data());
-    argv.push_back(nullptr);
-    execv(argv[0], argv.data());
-    _exit(127);
-  }
   close(outfd);
   close(errfd);
+  std::vector<std::string> full = {SOCKDIAG_EXPORTER_BIN};
+  full.insert(full.end(), args.begin(), args.end());
   RunResult r;
-  int status = 0;
-  bool done = WaitUntil([&] { return waitpid(pid, &status, WNOHANG) == pid; }, deadline);
-  if (!done) {
-    kill(pid, SIGKILL);
-    waitpid(pid, &status, 0);
-  } else {
-    r.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+  {
+    SpawnOptions options;
+    options.output = out_t;
+    options.error_output = err_t;
+    ChildProcess child(full, options);
+    REQUIRE(child.pid() > 0);
+    r.exit_code = child.Wait(deadline);  // -1, and killed, past the deadline.
   }
-  r.out = ReadAll(out_t);
-  r.err = ReadAll(err_t);
+  r.out = ReadFile(out_t);
+  r.err = ReadFile(err_t);
   unlink(out_t);
   unlink(err_t);
   return r;
@@ -473,15 +316,6 @@ void NamedNetns::Run(const std::function<void()>& fn) {
   REQUIRE(setns(self, CLONE_NEWNET) == 0);
   close(target);
   close(self);
-}
-
-bool WaitUntil(const std::function<bool()>& pred, std::chrono::milliseconds deadline) {
-  const auto end = std::chrono::steady_clock::now() + deadline;
-  for (;;) {
-    if (pred()) return true;
-    if (std::chrono::steady_clock::now() >= end) return false;
-    std::this_thread::sleep_for(std::chrono::milliseconds(20));
-  }
 }
 
 }  // namespace sockdiag::testing

@@ -1,6 +1,7 @@
 // Support for kernel integration tests: a private network namespace per
 // test, real TCP populations on loopback, the real exporter binary as a
-// child process, and an HTTP scrape parsed into samples.
+// child process, and an HTTP scrape parsed into samples (the framework-free
+// parts, shared with bench/, are in tests/support/).
 //
 // Everything is torn down with the test process: sockets close, the child
 // is killed, and the namespace disappears with its last user. Loops are
@@ -17,6 +18,11 @@
 #include <string>
 #include <vector>
 
+#include "support/exposition.h"
+#include "support/http.h"
+#include "support/process.h"
+#include "support/system.h"
+
 namespace sockdiag::testing {
 
 // Moves the calling thread into a fresh network namespace with "lo" up and
@@ -24,7 +30,8 @@ namespace sockdiag::testing {
 // Aborts the test (FAIL) when not root.
 void EnterFreshNetns();
 
-// Writes a sysctl in the current namespace ("net.ipv4.tcp_tw_reuse", "0").
+// Writes a sysctl in the current namespace ("net.ipv4.tcp_tw_reuse", "0");
+// fails the test when it cannot.
 void WriteSysctl(const std::string& dotted, const std::string& value);
 
 // A file descriptor closed on destruction.
@@ -87,64 +94,47 @@ void MakeServerTimeWait(int listener, const Endpoint& to, int n,
 // (an independent reference for assertions).
 int SsCount(const std::string& state_filter, const std::string& extra = "");
 
-// One scrape, parsed. Keys are "name{l1="v1",l2="v2"}" with labels sorted.
-class Scrape {
- public:
-  static Scrape Parse(const std::string& text);
-  // Value of the sample with exactly these labels, or nullopt.
-  std::optional<double> Get(const std::string& name,
-                            const std::map<std::string, std::string>& labels = {}) const;
-  // Value or NaN-safe default -1 for terse assertions.
-  double Value(const std::string& name, const std::map<std::string, std::string>& labels = {}) const;
-  // Every sample of a metric name, as (labels, value).
-  std::vector<std::pair<std::map<std::string, std::string>, double>> All(
-      const std::string& name) const;
-  // Sum of a metric over all its samples.
-  double Sum(const std::string& name) const;
-  const std::string& text() const { return text_; }
-
- private:
-  std::string text_;
-  std::multimap<std::string, std::pair<std::map<std::string, std::string>, double>> samples_;
+// How ExporterProcess starts the binary.
+struct Launch {
+  // Run before it: {"setpriv", ..., "--"}, or capsh's {"capsh", "--drop=...",
+  // "--"} (with via_shell: capsh hands the rest to bash, so the exporter is
+  // started as `-c 'exec "$0" "$@"' BIN ARGS...` and replaces bash).
+  std::vector<std::string> prefix;
+  bool via_shell = false;
 };
-
-// HTTP GET on 127.0.0.1:port; returns status code and body. Status 0 when
-// the connection failed.
-struct HttpResponse {
-  int status = 0;
-  std::string body;
-};
-HttpResponse HttpGet(uint16_t port, const std::string& path, const std::string& method = "GET");
 
 // The real sockdiag_exporter, started in the current namespace on
 // 127.0.0.1:<port> with the given extra flags; killed on destruction.
 class ExporterProcess {
  public:
-  // `wrapper` runs before the binary, e.g. {"capsh", "--drop=cap_net_admin", "--"}
-  // (capsh then runs the exporter through bash: see kernel_support.cc).
+  // `wrapper`: a capsh prefix, e.g. {"capsh", "--drop=cap_net_admin", "--"}.
   explicit ExporterProcess(std::vector<std::string> flags, uint16_t port = 10061,
                            std::vector<std::string> wrapper = {});
+  ExporterProcess(std::vector<std::string> flags, Launch launch, uint16_t port = 10061);
   ~ExporterProcess();
   ExporterProcess(const ExporterProcess&) = delete;
   ExporterProcess& operator=(const ExporterProcess&) = delete;
 
   uint16_t port() const { return port_; }
-  pid_t pid() const { return pid_; }
+  pid_t pid() const { return child_.pid(); }
   // Waits (up to 10 s) until /-/ready answers 200.
   bool WaitReady();
+  // One scrape; fails the test unless it is HTTP 200 with a valid exposition.
   Scrape ScrapeMetrics();
   // Scrapes until `pred` holds or the deadline passes; returns the last scrape.
   Scrape ScrapeUntil(const std::function<bool(const Scrape&)>& pred,
                      std::chrono::milliseconds deadline = std::chrono::seconds(10));
   // Sends SIGTERM and waits; returns the exit status (or -1 on timeout).
   int Terminate(std::chrono::milliseconds deadline = std::chrono::seconds(5));
+  // Waits for it to exit on its own; the exit status, or -1 on timeout.
+  int Wait(std::chrono::milliseconds deadline);
   // What the process wrote to stderr so far.
   std::string Stderr() const;
 
  private:
-  pid_t pid_ = -1;
   uint16_t port_;
   std::string stderr_path_;
+  ChildProcess child_;
 };
 
 // Runs the exporter binary with args to completion; returns exit code and
@@ -178,9 +168,5 @@ class NamedNetns {
   std::string name_;
   std::string inode_;
 };
-
-// Polls `pred` every 20 ms until true or the deadline passes.
-bool WaitUntil(const std::function<bool()>& pred,
-               std::chrono::milliseconds deadline = std::chrono::seconds(10));
 
 }  // namespace sockdiag::testing

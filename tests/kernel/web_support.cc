@@ -20,13 +20,6 @@
 namespace sockdiag::testing {
 namespace {
 
-std::string ReadText(const std::string& path) {
-  std::ifstream in(path);
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
-}
-
 // Single-quotes for sh.
 std::string ShellQuote(const std::string& s) {
   std::string out = "'";
@@ -135,8 +128,8 @@ CurlResult Curl(const std::vector<std::string>& args) {
   cmd += "> " + ShellQuote(dir / "code") + " 2>/dev/null";
   CurlResult r;
   r.exit_code = Shell(cmd);
-  r.http_code = std::atoi(ReadText(dir / "code").c_str());
-  r.body = ReadText(dir / "body");
+  r.http_code = std::atoi(ReadFile(dir / "code").c_str());
+  r.body = ReadFile(dir / "body");
   return r;
 }
 
@@ -147,67 +140,6 @@ std::string BcryptHash(const std::string& password, unsigned long cost) {
   const char* h = crypt_rn(password.c_str(), setting, &data, sizeof(data));
   REQUIRE(h != nullptr);
   return h;
-}
-
-LaunchedExporter::LaunchedExporter(std::vector<std::string> prefix, std::vector<std::string> flags,
-                                   uint16_t port, long nofile)
-    : port_(port) {
-  char tmpl[] = "/tmp/sockdiag-launched-stderr-XXXXXX";
-  const int errfd = mkstemp(tmpl);
-  REQUIRE(errfd >= 0);
-  stderr_path_ = tmpl;
-  std::vector<std::string> args = std::move(prefix);
-  args.push_back(SOCKDIAG_EXPORTER_BIN);
-  args.push_back("--web.listen-address=127.0.0.1:" + std::to_string(port));
-  args.insert(args.end(), flags.begin(), flags.end());
-  pid_ = fork();
-  REQUIRE(pid_ >= 0);
-  if (pid_ == 0) {
-    dup2(errfd, 2);
-    const int devnull = open("/dev/null", O_RDWR);
-    dup2(devnull, 0);
-    dup2(devnull, 1);
-    if (nofile > 0) {
-      struct rlimit rl {
-        static_cast<rlim_t>(nofile), static_cast<rlim_t>(nofile)
-      };
-      setrlimit(RLIMIT_NOFILE, &rl);
-    }
-    std::vector<char*> argv;
-    for (auto& a : args) argv.push_back(a.data());
-    argv.push_back(nullptr);
-    execvp(argv[0], argv.data());
-    _exit(127);
-  }
-  close(errfd);
-}
-
-LaunchedExporter::~LaunchedExporter() {
-  if (pid_ > 0) {
-    kill(pid_, SIGKILL);
-    waitpid(pid_, nullptr, 0);
-  }
-  if (!stderr_path_.empty()) unlink(stderr_path_.c_str());
-}
-
-bool LaunchedExporter::WaitReady() {
-  return WaitUntil([&] { return HttpGet(port_, "/-/ready").status == 200; });
-}
-
-Scrape LaunchedExporter::ScrapeMetrics() {
-  HttpResponse r = HttpGet(port_, "/metrics");
-  INFO("exporter stderr:\n" << Stderr());
-  REQUIRE(r.status == 200);
-  return Scrape::Parse(r.body);
-}
-
-std::string LaunchedExporter::Stderr() const { return ReadText(stderr_path_); }
-
-int LaunchedExporter::Wait(std::chrono::milliseconds deadline) {
-  int status = 0;
-  if (!WaitUntil([&] { return waitpid(pid_, &status, WNOHANG) == pid_; }, deadline)) return -1;
-  pid_ = -1;
-  return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
 }
 
 }  // namespace sockdiag::testing

@@ -1,6 +1,5 @@
 // Support for the web server's kernel tests: raw HTTP over real sockets,
-// curl for TLS, throwaway certificates, bcrypt hashes, and the exporter run
-// under a command prefix (setpriv) or a lower RLIMIT_NOFILE.
+// curl for TLS, throwaway certificates and bcrypt hashes.
 //
 // Everything runs in the test's private network namespace on 127.0.0.1;
 // children are killed and temp dirs removed on destruction.
@@ -59,30 +58,5 @@ CurlResult Curl(const std::vector<std::string>& args);
 
 // A bcrypt hash from libxcrypt ($2b$, as htpasswd -B writes).
 std::string BcryptHash(const std::string& password, unsigned long cost);
-
-// The exporter on 127.0.0.1:port, started as `prefix... <binary> --web.listen-address=...
-// flags...`, optionally with RLIMIT_NOFILE (soft and hard) set first.
-class LaunchedExporter {
- public:
-  LaunchedExporter(std::vector<std::string> prefix, std::vector<std::string> flags,
-                   uint16_t port = 10061, long nofile = 0);
-  ~LaunchedExporter();
-  LaunchedExporter(const LaunchedExporter&) = delete;
-  LaunchedExporter& operator=(const LaunchedExporter&) = delete;
-
-  uint16_t port() const { return port_; }
-  pid_t pid() const { return pid_; }
-  // Plain HTTP /-/ready answers 200 (up to 10 s).
-  bool WaitReady();
-  Scrape ScrapeMetrics();
-  std::string Stderr() const;
-  // Exit status once exited (waits up to `deadline`), or -1.
-  int Wait(std::chrono::milliseconds deadline);
-
- private:
-  pid_t pid_ = -1;
-  uint16_t port_;
-  std::string stderr_path_;
-};
 
 }  // namespace sockdiag::testing

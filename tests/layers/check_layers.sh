@@ -52,7 +52,7 @@ case "$mode" in
     exit $bad
     ;;
   pure)
-    allowed='^(memcpy|memmove|memset|memcmp|memchr|strlen|strerror|inet_ntop|inet_pton|ntohs|ntohl|htons|htonl|isxdigit|isdigit|tolower|llround|log|exp|mmap|munmap|madvise|__popcountdi2|__errno_location|_GLOBAL_OFFSET_TABLE_|__dso_handle|__stack_chk_fail)$'
+    allowed='^(memcpy|memmove|memset|memcmp|memchr|strlen|strerror|inet_ntop|inet_pton|ntohs|ntohl|htons|htonl|isxdigit|isdigit|tolower|llround|log|exp|strtod|strtol|strtoul|strtoull|mmap|munmap|madvise|__popcountdi2|__errno_location|_GLOBAL_OFFSET_TABLE_|__dso_handle|__stack_chk_fail)$'
     bad=$(nm -u --demangle "$2" | sed -nE 's/^ +U (.*)$/\1/p' | sort -u |
           grep -vE '^(sockdiag::|std::|operator |__cxa_|__gxx_|_Unwind_|typeinfo |vtable |mnl_nlmsg_|mnl_attr_|__asan|__ubsan|__sanitizer)' |
           grep -vE "$allowed" || true)

@@ -6,6 +6,7 @@
 #include <linux/netlink.h>
 
 #include <catch2/catch.hpp>
+#include <cerrno>
 #include <map>
 
 #include "collectors/collectors.h"
@@ -63,6 +64,38 @@ TEST_CASE("sockets collector counts the replayed stream exactly", "[collectors]"
   CHECK(v4["close_wait"] == 0);
   CHECK(result.stream.sockets == 4);
   CHECK(replay.requests().size() == 6);  // Listeners, TCP and UDP, each family.
+}
+
+TEST_CASE("a kernel without UDP diagnostics leaves TCP whole and UDP without series",
+          "[collectors]") {
+  Config config;
+  config.collectors = {"sockets", "ports"};
+  ProcFs procfs(SOCKDIAG_TEST_DATA "/proc");
+  ReplayFactory replay;
+  Datagrams pass = OnePass();
+  pass.resize(4);  // The TCP dumps...
+  DatagramBuilder refused;
+  refused.AddError(-ENOENT);  // ...then the IPv4 UDP dump is refused (no udp_diag).
+  pass.push_back(refused.Bytes());
+  replay.Add(NETLINK_SOCK_DIAG, pass);
+  NamespacePoller poller(config, procfs, "net", &replay);
+  auto result = poller.Poll();
+  for (const auto& o : result.outcomes) {
+    INFO(o.name);
+    CHECK(o.success);
+  }
+  std::map<std::string, double> v4;
+  bool udp = false;
+  for (const auto& f : result.families) {
+    udp = udp || f.name == "sockdiag_udp_sockets";
+    if (f.name != "sockdiag_tcp_sockets") continue;
+    for (const auto& m : f.metric) {
+      if (m.label[0].value == "ipv4") v4[m.label[1].value] = m.gauge.value;
+    }
+  }
+  CHECK(v4["time_wait"] == 2);
+  CHECK_FALSE(udp);
+  CHECK(replay.requests().size() == 5);  // The IPv6 UDP dump is not asked for.
 }
 
 TEST_CASE("a collector failure is isolated", "[collectors]") {

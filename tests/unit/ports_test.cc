@@ -77,15 +77,22 @@ TEST_CASE("usable ports are the range minus reserved ports inside it", "[unit][p
 }
 
 TEST_CASE("TIME_WAIT reuse for every tw_reuse and timestamps combination", "[unit][ports]") {
-  // (tw_reuse, timestamps, loopback) -> reusable.
-  for (int reuse : {0, 1, 2}) {
-    for (int ts : {0, 1, 2}) {
-      for (bool loopback : {false, true}) {
-        const bool want = ts != 0 && (reuse == 1 || (reuse == 2 && loopback));
-        INFO("tw_reuse=" << reuse << " timestamps=" << ts << " loopback=" << loopback);
-        CHECK(Settings(reuse, ts).TimeWaitReusable(loopback) == want);
-      }
-    }
+  // The kernel's rule (tcp_twsk_unique): timestamps on (1 or 2), and
+  // tcp_tw_reuse 1, or 2 toward loopback only.
+  struct Row {
+    int tw_reuse, timestamps;
+    bool loopback, reusable;
+  };
+  const Row rows[] = {
+      {0, 0, false, false}, {0, 0, true, false}, {0, 1, false, false}, {0, 1, true, false},
+      {0, 2, false, false}, {0, 2, true, false}, {1, 0, false, false}, {1, 0, true, false},
+      {1, 1, false, true},  {1, 1, true, true},  {1, 2, false, true},  {1, 2, true, true},
+      {2, 0, false, false}, {2, 0, true, false}, {2, 1, false, false}, {2, 1, true, true},
+      {2, 2, false, false}, {2, 2, true, true},
+  };
+  for (const Row& r : rows) {
+    INFO("tw_reuse=" << r.tw_reuse << " timestamps=" << r.timestamps << " loopback=" << r.loopback);
+    CHECK(Settings(r.tw_reuse, r.timestamps).TimeWaitReusable(r.loopback) == r.reusable);
   }
 }
 
